@@ -1,0 +1,31 @@
+"""Pure wire-format translators: canonical model, SSE codec, one module per wire format.
+
+Each format module (``openai_chat``, ``anthropic_messages``; ``openai_responses`` later)
+exports the same surface, so callers pick a module by format name (``get_format``):
+
+- ``FORMAT``: the format's name;
+- ``decode_request(body: dict) -> CanonicalRequest`` (raises ``TranslationError``);
+- ``encode_request(req: CanonicalRequest, opts: EncodeOptions) -> dict``;
+- ``decode_response(body: dict) -> CanonicalResponse``;
+- ``encode_response(resp: CanonicalResponse, ctx: StreamContext) -> dict``;
+- ``decode_error(status: int, body: bytes) -> CanonicalError``;
+- ``encode_error(err: CanonicalError) -> tuple[int, bytes]`` (status for this format, JSON body);
+- ``StreamDecoder()``: ``feed(ev: SSEEvent) -> list[Event]``, ``close() -> list[Event]``;
+- ``StreamEncoder(ctx: StreamContext)``: ``encode(events: list[Event]) -> bytes``.
+
+Nothing here performs I/O or imports mitmproxy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+FORMATS = ("openai_chat", "anthropic_messages")
+
+
+def get_format(name: str) -> ModuleType:
+    """The translator module for a wire-format name; ``KeyError`` for an unknown one."""
+    if name not in FORMATS:
+        raise KeyError(name)
+    return importlib.import_module(f"translators.{name}")

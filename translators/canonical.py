@@ -558,9 +558,7 @@ class ResponseAccumulator:
                 elif isinstance(b, Refusal):
                     blk2 = Refusal(b.text)
                 elif isinstance(b, Reasoning):
-                    blk2 = Reasoning(
-                        b.text, b.signature, b.redacted, b.encrypted_content, b.item_id, b.provenance
-                    )
+                    blk2 = Reasoning(b.text, b.signature, b.redacted, b.encrypted_content, b.item_id, b.provenance)
                 else:
                     blk2 = ToolCall(b.id, b.name, b.arguments, b.kind, b.item_id)
                 self._open = blk2

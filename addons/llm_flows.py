@@ -1,0 +1,280 @@
+"""The wireshift mitmproxy addon: classify LLM flows, re-target them, re-encode responses.
+
+Thin glue (architecture.md): decisions come from ``routing.plan_request`` (one
+``ExecutionPlan`` per flow), byte translation from ``translators.pipeline``. Hook use follows
+mitmproxy-notes.md §2: rewrite in ``request``, install the stream re-encoder and fix framing
+headers in ``responseheaders``, translate buffered bodies and upstream errors in ``response``.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Iterable
+
+import orjson
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+from config.loader import ConfigError, load_config
+from routing.backends import Registry
+from routing.plan import ExecutionPlan, plan_request
+from translators.canonical import CanonicalError, StreamContext
+from translators.pipeline import StreamTranslator, error_body, synthesize_stream, translate_error, translate_response
+
+log = logging.getLogger("wireshift")
+
+#: Exact request paths (query string ignored) -> client wire format.
+LLM_PATHS = {
+    "/v1/chat/completions": "openai_chat",
+    "/chat/completions": "openai_chat",
+    "/v1/messages": "anthropic_messages",
+}
+#: Hosts whose unrouted traffic passes through untouched in regular-proxy mode.
+VENDOR_HOSTS = frozenset({"api.openai.com", "api.anthropic.com"})
+METADATA_KEY = "wireshift"
+
+
+def _guess_format(flow: http.HTTPFlow) -> str:
+    """Error envelope for non-LLM paths: Anthropic when the client looks like one."""
+    headers = flow.request.headers
+    if "anthropic-version" in headers or "x-api-key" in headers or flow.request.path.startswith("/v1/messages"):
+        return "anthropic_messages"
+    return "openai_chat"
+
+
+def _json_response(status: int, body: bytes, extra: dict[str, str] | None = None) -> http.Response:
+    headers = {"content-type": "application/json", **(extra or {})}
+    return http.Response.make(status, body, headers)
+
+
+def _gunzip_stream(inner: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    """Wrap a chunk translator so it sees decompressed bytes (gzip or deflate upstreams)."""
+    decomp = zlib.decompressobj(wbits=47)
+
+    def feed(chunk: bytes) -> bytes:
+        return inner(decomp.decompress(chunk) if chunk else decomp.flush())
+
+    return feed
+
+
+class WireShift:
+    """mitmproxy addon. Option ``wireshift_config``: path of the YAML config (default: embedded)."""
+
+    def __init__(self) -> None:
+        self.registry: Registry | None = None
+        self._plans: dict[str, ExecutionPlan] = {}
+        self._streams: dict[str, StreamTranslator] = {}
+
+    # ------------------------------------------------------------------ options
+
+    def load(self, loader: object) -> None:
+        loader.add_option(  # type: ignore[attr-defined]
+            "wireshift_config",
+            str,
+            "",
+            "Path of the wireshift YAML config; empty means the embedded config/wireshift.yaml.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "connection_strategy" in ctx.options.keys() and ctx.options.connection_strategy != "lazy":
+            # eager connects break re-targeting when the reverse/CONNECT target is unreachable
+            ctx.options.update(connection_strategy="lazy")
+        if "wireshift_config" not in updated and self.registry is not None:
+            return
+        path = ctx.options.wireshift_config or None
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            if self.registry is None:
+                raise exceptions.OptionsError(f"wireshift: invalid config, refusing to start:\n{exc}") from None
+            log.error("wireshift: invalid config, keeping the last good one:\n%s", exc)
+            return
+        self.registry = Registry.from_config(cfg)
+        log.info("wireshift: %d backend(s): %s", len(self.registry.backends), ", ".join(self.registry.backends))
+
+    # ------------------------------------------------------------------ request
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or self.registry is None:
+            return
+        req = flow.request
+        path = req.path.split("?", 1)[0]
+        reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
+        client_format = LLM_PATHS.get(path) if req.method == "POST" else None
+        if client_format is None:
+            if reverse:
+                self._answer_local_path(flow, path)
+            return
+        passthrough_ok = not reverse and req.pretty_host in VENDOR_HOSTS
+        plan, upstream = plan_request(
+            self.registry, client_format, req.get_content(strict=False) or b"", passthrough_ok=passthrough_ok
+        )
+        flow.metadata[METADATA_KEY] = plan.to_metadata()
+        flow.comment = plan.summary()
+        if plan.mode == "passthrough":
+            return
+        if upstream is None:
+            self._answer_error(flow, plan.client_format, plan.error or CanonicalError.of(500, "no plan"))
+            return
+        self._plans[flow.id] = plan
+        req.url = upstream.url
+        for name in upstream.drop_headers:
+            req.headers.pop(name, None)
+        for name, value in upstream.set_headers.items():
+            req.headers[name] = value
+        req.headers.pop("content-encoding", None)
+        req.content = upstream.body
+
+    def _answer_local_path(self, flow: http.HTTPFlow, path: str) -> None:
+        """Reverse mode has no real upstream for other paths: answer them here."""
+        if path == "/v1/messages/count_tokens" and flow.request.method == "POST":
+            # a rough estimate until a real counter lands; never 404 (wire-formats.md §7.1)
+            tokens = max(1, len(flow.request.get_content(strict=False) or b"") // 4)
+            flow.response = _json_response(200, orjson.dumps({"input_tokens": tokens}))
+            return
+        if path in ("/health", "/api/hello"):
+            flow.response = _json_response(200, b'{"status":"ok"}')
+            return
+        err = CanonicalError.of(404, f"wireshift does not serve {flow.request.method} {path}", code="not_found")
+        self._answer_error(flow, _guess_format(flow), err)
+
+    def _answer_error(self, flow: http.HTTPFlow, client_format: str, err: CanonicalError) -> None:
+        status, body = error_body(client_format, err)
+        extra = {"retry-after": err.retry_after} if err.retry_after else None
+        flow.response = _json_response(status, body, extra)
+        flow.marked = ":warning:"
+
+    # ------------------------------------------------------------------ response
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        plan = self._plans.get(flow.id)
+        resp = flow.response
+        if plan is None or resp is None:
+            return
+        resp.headers["x-wireshift-backend"] = plan.backend or ""
+        resp.headers["x-wireshift-upstream-model"] = plan.upstream_model or ""
+        if resp.status_code >= 400 or "text/event-stream" not in resp.headers.get("content-type", ""):
+            return  # small bodies: buffered, handled in response()
+        if plan.mode == "same-format":
+            resp.stream = True
+            return
+        translator = StreamTranslator(
+            plan.upstream_format or "", plan.client_format, self._stream_context(plan), plan.tool_names
+        )
+        self._streams[flow.id] = translator
+
+        def translate(chunk: bytes) -> bytes:
+            return translator.feed(chunk) if chunk else translator.close()
+
+        feed = translate
+        if resp.headers.get("content-encoding", "").lower() in ("gzip", "deflate"):
+            feed = _gunzip_stream(translate)
+            del resp.headers["content-encoding"]
+
+        def stream(chunk: bytes) -> bytes | Iterable[bytes]:
+            out = feed(chunk)
+            # b"" mid-stream would end an HTTP/1 chunked body (mitmproxy-notes.md §3.2)
+            return out if (out or not chunk) else []
+
+        resp.stream = stream
+        resp.headers.pop("content-length", None)
+        if flow.request.http_version.startswith("HTTP/1"):
+            resp.headers["transfer-encoding"] = "chunked"
+        resp.headers["content-type"] = "text/event-stream"
+        resp.headers["cache-control"] = "no-cache"
+        resp.headers["x-accel-buffering"] = "no"
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        plan = self._plans.pop(flow.id, None)
+        translator = self._streams.pop(flow.id, None)
+        resp = flow.response
+        if plan is None or resp is None:
+            return
+        if translator is not None:
+            self._annotate(flow, plan, translator.usage, translator.error)
+            return
+        if resp.stream:
+            return
+        if resp.status_code >= 400:
+            self._translate_error_response(flow, plan)
+        elif plan.mode == "translated":
+            self._translate_buffered(flow, plan)
+
+    def _translate_error_response(self, flow: http.HTTPFlow, plan: ExecutionPlan) -> None:
+        resp = flow.response
+        assert resp is not None
+        flow.marked = ":warning:"
+        status, body, err = translate_error(
+            plan.upstream_format or plan.client_format,
+            plan.client_format,
+            resp.status_code,
+            resp.get_content(strict=False) or b"",
+            resp.headers.get("retry-after"),
+        )
+        flow.comment = f"{plan.summary()} upstream error {resp.status_code}: {err.message[:200]}"
+        if plan.mode != "translated":
+            return  # already in the client's own format
+        resp.status_code = status
+        resp.headers["content-type"] = "application/json"
+        resp.headers.pop("content-encoding", None)
+        resp.content = body
+
+    def _translate_buffered(self, flow: http.HTTPFlow, plan: ExecutionPlan) -> None:
+        resp = flow.response
+        assert resp is not None
+        body = resp.get_content(strict=False) or b""
+        ctx_ = self._stream_context(plan)
+        try:
+            if plan.client_stream:
+                out, canonical = synthesize_stream(
+                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names
+                )
+                resp.headers["content-type"] = "text/event-stream"
+            else:
+                out, canonical = translate_response(
+                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names
+                )
+                resp.headers["content-type"] = "application/json"
+        except Exception as exc:
+            log.warning("wireshift: cannot translate upstream response: %r", exc)
+            err = CanonicalError.of(502, f"wireshift could not translate the upstream response: {exc}")
+            status, out = error_body(plan.client_format, err)
+            resp.status_code = status
+            resp.headers["content-type"] = "application/json"
+            flow.marked = ":warning:"
+            canonical = None
+        resp.headers.pop("content-encoding", None)
+        resp.content = out
+        if canonical is not None:
+            self._annotate(flow, plan, canonical.usage, None)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        plan = self._plans.pop(flow.id, None)
+        translator = self._streams.pop(flow.id, None)
+        if plan is None:
+            return
+        flow.marked = ":warning:"
+        message = flow.error.msg if flow.error else "unknown error"
+        flow.comment = f"{plan.summary()} failed: {message}"
+        if translator is not None:
+            translator.abort(message)
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _stream_context(plan: ExecutionPlan) -> StreamContext:
+        return StreamContext(
+            model=plan.client_model,
+            include_usage=plan.include_usage,
+            estimated_input_tokens=plan.estimated_input_tokens,
+        )
+
+    @staticmethod
+    def _annotate(flow: http.HTTPFlow, plan: ExecutionPlan, usage: object, err: CanonicalError | None) -> None:
+        tokens = ""
+        if usage is not None:
+            tokens = f" in={usage.prompt_total} out={usage.output_tokens}"  # type: ignore[attr-defined]
+        flow.comment = plan.summary() + tokens + (f" ERROR {err.message[:200]}" if err else "")
+        if err is not None:
+            flow.marked = ":warning:"

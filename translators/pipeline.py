@@ -1,0 +1,176 @@
+"""Compose format modules into response translators (pure; the addon feeds them bytes).
+
+- ``StreamTranslator``: upstream SSE bytes -> client SSE bytes, chunk by chunk, never buffering
+  more than one partial event. It never raises: a failure inside a decoder or encoder becomes
+  the client format's in-stream error frame (mitmproxy would otherwise drop the chunk silently,
+  mitmproxy-notes.md §3.5), and a stream that ends without a terminal event gets one.
+- ``translate_response``: a whole non-streaming body.
+- ``translate_error``: an upstream HTTP error body into the client's error envelope.
+- ``synthesize_stream``: a whole upstream body replayed as a client stream (a streaming client
+  whose upstream answered with JSON).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from translators import get_format
+from translators.canonical import (
+    BlockStart,
+    CanonicalError,
+    CanonicalResponse,
+    End,
+    ErrorEvent,
+    Event,
+    Finish,
+    StreamContext,
+    ToolCall,
+    Usage,
+    UsageEvent,
+    response_to_events,
+)
+from translators.sse import SSEDecoder
+
+
+def _rename_tools(blocks: list, tool_names: dict[str, str]) -> None:
+    for block in blocks:
+        if isinstance(block, ToolCall) and block.name in tool_names:
+            block.name = tool_names[block.name]
+
+
+class StreamTranslator:
+    """Re-encodes one upstream stream for one client.
+
+    ``feed(chunk) -> bytes`` per network chunk (possibly ``b""`` when nothing is complete yet);
+    ``close() -> bytes`` once at the end of the upstream body. ``usage`` / ``stop_reason`` /
+    ``error`` record what went by, for inspection.
+    """
+
+    __slots__ = ("_decoder", "_done", "_encoder", "_sse", "_tool_names", "error", "stop_reason", "usage")
+
+    def __init__(
+        self, upstream_format: str, client_format: str, ctx: StreamContext, tool_names: dict[str, str] | None = None
+    ) -> None:
+        self._sse = SSEDecoder()
+        self._decoder = get_format(upstream_format).StreamDecoder()
+        self._encoder = get_format(client_format).StreamEncoder(ctx)
+        self._tool_names = tool_names or {}
+        self._done = False
+        self.usage: Usage | None = None
+        self.stop_reason: str | None = None
+        self.error: CanonicalError | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once a terminal event (clean end or error) was written."""
+        return self._done
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Translate one network chunk of the upstream body."""
+        if self._done:
+            return b""
+        try:
+            events: list[Event] = []
+            decoder = self._decoder
+            for sse_event in self._sse.feed(chunk):
+                events += decoder.feed(sse_event)
+            return self._emit(events) if events else b""
+        except Exception as exc:
+            return self._fail(f"wireshift could not translate the upstream stream: {exc!r}")
+
+    def close(self) -> bytes:
+        """End of the upstream body: flush, and make sure the client stream has a terminal event."""
+        if self._done:
+            return b""
+        try:
+            events: list[Event] = []
+            for sse_event in self._sse.close():
+                events += self._decoder.feed(sse_event)
+            events += self._decoder.close()
+            out = self._emit(events)
+        except Exception as exc:
+            return self._fail(f"wireshift could not translate the upstream stream: {exc!r}")
+        if not self._done:
+            out += self._fail("upstream stream ended before completion")
+        return out
+
+    def abort(self, message: str) -> bytes:
+        """The upstream failed at the transport level: the client format's error frame."""
+        return b"" if self._done else self._fail(message)
+
+    def _emit(self, events: list[Event]) -> bytes:
+        for ev in events:
+            if isinstance(ev, BlockStart):
+                if self._tool_names and isinstance(ev.block, ToolCall):
+                    _rename_tools([ev.block], self._tool_names)
+            elif isinstance(ev, UsageEvent):
+                self.usage = ev.usage
+            elif isinstance(ev, Finish):
+                self.stop_reason = ev.stop_reason
+            elif isinstance(ev, End):
+                self._done = True
+            elif isinstance(ev, ErrorEvent):
+                self.error = ev.error
+                self._done = True
+        result: bytes = self._encoder.encode(events)
+        return result
+
+    def _fail(self, message: str) -> bytes:
+        self._done = True
+        self.error = CanonicalError.of(502, message)
+        try:
+            result: bytes = self._encoder.encode([ErrorEvent(self.error)])
+            return result
+        except Exception:
+            return b""
+
+
+def _decode_whole(upstream_format: str, body: bytes, tool_names: dict[str, str] | None) -> CanonicalResponse:
+    resp: CanonicalResponse = get_format(upstream_format).decode_response(orjson.loads(body))
+    if tool_names:
+        _rename_tools(resp.content, tool_names)
+    return resp
+
+
+def translate_response(
+    upstream_format: str,
+    client_format: str,
+    body: bytes,
+    ctx: StreamContext,
+    tool_names: dict[str, str] | None = None,
+) -> tuple[bytes, CanonicalResponse]:
+    """Re-encode a whole non-streaming response body. Raises ``ValueError`` (incl. JSON errors)
+    or ``TranslationError`` for bodies it cannot read."""
+    resp = _decode_whole(upstream_format, body, tool_names)
+    return orjson.dumps(get_format(client_format).encode_response(resp, ctx)), resp
+
+
+def synthesize_stream(
+    upstream_format: str,
+    client_format: str,
+    body: bytes,
+    ctx: StreamContext,
+    tool_names: dict[str, str] | None = None,
+) -> tuple[bytes, CanonicalResponse]:
+    """A whole upstream body replayed as the client's SSE stream (delivered in one piece)."""
+    resp = _decode_whole(upstream_format, body, tool_names)
+    encoder = get_format(client_format).StreamEncoder(ctx)
+    return encoder.encode(response_to_events(resp)), resp
+
+
+def error_body(client_format: str, err: CanonicalError) -> tuple[int, bytes]:
+    """The client format's status and JSON error body for ``err``."""
+    result: tuple[int, bytes] = get_format(client_format).encode_error(err)
+    return result
+
+
+def translate_error(
+    upstream_format: str, client_format: str, status: int, body: bytes, retry_after: str | None = None
+) -> tuple[int, bytes, CanonicalError]:
+    """An upstream HTTP error re-enveloped for the client, keeping the status (wire-formats.md
+    §6.1) and ``retry_after``."""
+    err: CanonicalError = get_format(upstream_format).decode_error(status, body)
+    if retry_after and not err.retry_after:
+        err.retry_after = retry_after
+    out_status, out_body = error_body(client_format, err)
+    return out_status, out_body, err

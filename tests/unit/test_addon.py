@@ -1,0 +1,145 @@
+"""The addon's glue, driven with mitmproxy's own test helpers (mitmproxy-notes.md §10)."""
+
+from pathlib import Path
+
+import orjson
+import pytest
+from mitmproxy import exceptions, http
+from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.proxy import mode_specs
+from mitmproxy.test import taddons, tflow, tutils
+
+from addons.llm_flows import WireShift
+
+CONFIG = """
+backends:
+  - kind: custom-openai-chat-compatible
+    backend_prefix: chat
+    base_url: http://127.0.0.1:7001/v1
+    api_keys: [backend-key]
+  - kind: custom-anthropic-compatible
+    backend_prefix: anth
+    base_url: http://127.0.0.1:7002
+"""
+
+
+def flow(path: str, body: dict | bytes, *, host="api.openai.com", mode="regular", headers=None):
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    req = tutils.treq(
+        method=b"POST",
+        scheme=b"https",
+        host=host,
+        port=443,
+        path=path.encode(),
+        headers=http.Headers(((b"content-type", b"application/json"),)),
+        content=content,
+    )
+    for k, v in (headers or {}).items():
+        req.headers[k] = v
+    f = tflow.tflow(req=req)
+    f.client_conn.proxy_mode = mode_specs.ProxyMode.parse(mode)
+    return f
+
+
+@pytest.fixture
+def addon(tmp_path: Path):
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text(CONFIG)
+    a = WireShift()
+    with taddons.context(Proxyserver(), a) as tctx:
+        tctx.configure(a, wireshift_config=str(cfg))
+        yield a, tctx, tmp_path
+
+
+def test_sets_lazy_connection_strategy(addon):
+    _, tctx, _ = addon
+    assert tctx.options.connection_strategy == "lazy"
+
+
+def test_retargets_and_swaps_credentials(addon):
+    a, _, _ = addon
+    f = flow(
+        "/v1/messages?beta=true",
+        {"model": "chat:m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+        host="api.anthropic.com",
+        headers={"x-api-key": "client-key", "anthropic-beta": "x"},
+    )
+    a.request(f)
+    assert f.response is None
+    assert f.request.url == "http://127.0.0.1:7001/v1/chat/completions"
+    assert f.request.headers["authorization"] == "Bearer backend-key"
+    assert "x-api-key" not in f.request.headers and "anthropic-beta" not in f.request.headers
+    sent = orjson.loads(f.request.content)
+    assert sent["model"] == "m" and sent["messages"] == [{"role": "user", "content": "hi"}]
+    meta = f.metadata["wireshift"]
+    assert meta["mode"] == "translated" and meta["backend"] == "chat"
+    assert "backend-key" not in str(meta) and "client-key" not in str(meta)
+    assert f.comment.startswith("wireshift anthropic_messages -> chat:m")
+
+
+def test_custom_backend_without_key_sends_no_auth(addon):
+    a, _, _ = addon
+    f = flow(
+        "/v1/messages",
+        {"model": "anth:m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": "Bearer client-key"},
+    )
+    a.request(f)
+    assert "authorization" not in f.request.headers and "x-api-key" not in f.request.headers
+
+
+def test_unrouted_vendor_host_passes_through_in_regular_mode(addon):
+    a, _, _ = addon
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    f = flow("/v1/chat/completions", body, headers={"authorization": "Bearer client-key"})
+    a.request(f)
+    assert f.response is None
+    assert f.request.url == "https://api.openai.com/v1/chat/completions"
+    assert f.request.headers["authorization"] == "Bearer client-key"
+    assert f.metadata["wireshift"]["mode"] == "passthrough"
+
+
+def test_unrouted_is_404_in_client_format_elsewhere(addon):
+    a, _, _ = addon
+    body = {"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    f = flow("/v1/messages", body, host="127.0.0.1", mode="reverse:http://127.0.0.1:9")
+    a.request(f)
+    assert f.response is not None and f.response.status_code == 404
+    err = orjson.loads(f.response.content)
+    assert err["type"] == "error" and err["error"]["type"] == "not_found_error"
+    assert "anth, chat" in err["error"]["message"]
+
+
+def test_non_llm_traffic_untouched_in_regular_mode(addon):
+    a, _, _ = addon
+    f = flow("/v1/embeddings", {"model": "chat:m"}, host="example.com")
+    a.request(f)
+    assert f.response is None and f.request.host == "example.com" and "wireshift" not in f.metadata
+
+
+def test_reverse_mode_local_paths(addon):
+    a, _, _ = addon
+    f = flow("/v1/messages/count_tokens?beta=true", {"model": "x", "messages": []}, mode="reverse:http://127.0.0.1:9")
+    a.request(f)
+    assert f.response is not None and f.response.status_code == 200
+    assert orjson.loads(f.response.content)["input_tokens"] > 0
+
+
+def test_reload_with_bad_config_keeps_last_good(addon):
+    a, tctx, tmp_path = addon
+    before = a.registry
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "backends:\n  - kind: custom-openai-chat-compatible\n    backend_prefix: 'a/b'\n    base_url: http://x\n"
+    )
+    tctx.configure(a, wireshift_config=str(bad))
+    assert a.registry is before
+
+
+def test_invalid_config_at_start_refuses(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backends:\n  - kind: nope\n")
+    a = WireShift()
+    with taddons.context(a) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="unknown backend kind"):
+            tctx.configure(a, wireshift_config=str(bad))

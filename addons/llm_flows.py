@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import orjson
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from config.loader import ConfigError, load_config
+from config.loader import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from routing.backends import Registry
 from routing.plan import ExecutionPlan, plan_request
 from translators.canonical import CanonicalError, StreamContext
@@ -58,11 +59,21 @@ def _gunzip_stream(inner: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
     return feed
 
 
+def _file_stamp(path: str | None) -> tuple[str, float] | None:
+    """(resolved path, mtime) of the config file, to skip reloading an unchanged file."""
+    file = Path(path) if path else DEFAULT_CONFIG_PATH
+    try:
+        return str(file.resolve()), file.stat().st_mtime
+    except OSError:
+        return None
+
+
 class WireShift:
     """mitmproxy addon. Option ``wireshift_config``: path of the YAML config (default: embedded)."""
 
     def __init__(self) -> None:
         self.registry: Registry | None = None
+        self._loaded: tuple[str, float] | None = None
         self._plans: dict[str, ExecutionPlan] = {}
         self._streams: dict[str, StreamTranslator] = {}
 
@@ -83,6 +94,9 @@ class WireShift:
         if "wireshift_config" not in updated and self.registry is not None:
             return
         path = ctx.options.wireshift_config or None
+        stamp = _file_stamp(path)
+        if self.registry is not None and stamp == self._loaded:
+            return  # mitmproxy re-announces options at start; the file did not change
         try:
             cfg = load_config(path)
         except ConfigError as exc:
@@ -91,6 +105,7 @@ class WireShift:
             log.error("wireshift: invalid config, keeping the last good one:\n%s", exc)
             return
         self.registry = Registry.from_config(cfg)
+        self._loaded = stamp
         log.info("wireshift: %d backend(s): %s", len(self.registry.backends), ", ".join(self.registry.backends))
 
     # ------------------------------------------------------------------ request

@@ -44,7 +44,9 @@ ensure_venv() {
   stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${extras:-base}"
   if [ ! -f "$stamp" ]; then
     echo "wireshift: installing ${spec#"$ROOT"} into .venv" >&2
-    "$VENV/bin/python" -m pip install -q -e "$spec" >&2
+    if ! "$VENV/bin/python" -m pip install -e "$spec" > "$VENV/install.log" 2>&1; then
+      cat "$VENV/install.log" >&2; echo "wireshift: install failed (log: .venv/install.log)" >&2; exit 1
+    fi
     touch "$stamp"
   fi
 }

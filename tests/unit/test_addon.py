@@ -5,7 +5,6 @@ from pathlib import Path
 import orjson
 import pytest
 from mitmproxy import exceptions, http
-from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.proxy import mode_specs
 from mitmproxy.test import taddons, tflow, tutils
 
@@ -41,12 +40,20 @@ def flow(path: str, body: dict | bytes, *, host="api.openai.com", mode="regular"
     return f
 
 
+class ConnectionStrategyOption:
+    """Declares mitmproxy's ``connection_strategy`` (normally from Proxyserver, which would also
+    start listeners) so the addon's configure can set it."""
+
+    def load(self, loader):
+        loader.add_option("connection_strategy", str, "eager", "", choices=("eager", "lazy"))
+
+
 @pytest.fixture
 def addon(tmp_path: Path):
     cfg = tmp_path / "w.yaml"
     cfg.write_text(CONFIG)
     a = WireShift()
-    with taddons.context(Proxyserver(), a) as tctx:
+    with taddons.context(ConnectionStrategyOption(), a) as tctx:
         tctx.configure(a, wireshift_config=str(cfg))
         yield a, tctx, tmp_path
 

@@ -88,12 +88,17 @@ class WireShift:
         )
 
     def configure(self, updated: set[str]) -> None:
+        if "wireshift_config" in updated:
+            self._load_config(ctx.options.wireshift_config or None)
+        # Set only after a successful load: an OptionsError raised inside an option update we
+        # triggered ourselves would be rolled back into this hook again, recursively.
         if "connection_strategy" in ctx.options.keys() and ctx.options.connection_strategy != "lazy":
             # eager connects break re-targeting when the reverse/CONNECT target is unreachable
             ctx.options.update(connection_strategy="lazy")
-        if "wireshift_config" not in updated and self.registry is not None:
-            return
-        path = ctx.options.wireshift_config or None
+
+    def _load_config(self, path: str | None) -> None:
+        """Load (or reload) the config. Invalid at start: refuse to start; on reload: keep the last
+        good config and say so."""
         stamp = _file_stamp(path)
         if self.registry is not None and stamp == self._loaded:
             return  # mitmproxy re-announces options at start; the file did not change
@@ -108,9 +113,43 @@ class WireShift:
         self._loaded = stamp
         log.info("wireshift: %d backend(s): %s", len(self.registry.backends), ", ".join(self.registry.backends))
 
-    # ------------------------------------------------------------------ request
+    # ------------------------------------------------------------------ hooks
+    # Each hook is guarded: an unexpected exception must reach the client as an error in its
+    # own format, never as a mitmproxy "Addon error" with the flow half-rewritten.
 
     def request(self, flow: http.HTTPFlow) -> None:
+        try:
+            self._request(flow)
+        except Exception as exc:
+            self._internal_error(flow, "request", exc, 500)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        try:
+            self._responseheaders(flow)
+        except Exception as exc:
+            self._internal_error(flow, "responseheaders", exc, None)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        try:
+            self._response(flow)
+        except Exception as exc:
+            self._internal_error(flow, "response", exc, 502)
+
+    def _internal_error(self, flow: http.HTTPFlow, hook: str, exc: Exception, status: int | None) -> None:
+        log.exception("wireshift: internal error in %s hook", hook)
+        plan = self._plans.pop(flow.id, None)
+        self._streams.pop(flow.id, None)
+        if status is None:
+            return
+        client_format = plan.client_format if plan else _guess_format(flow)
+        err = CanonicalError.of(status, f"wireshift internal error ({hook}): {exc!r}")
+        code, body = error_body(client_format, err)
+        flow.response = _json_response(code, body)
+        flow.marked = ":warning:"
+
+    # ------------------------------------------------------------------ request
+
+    def _request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or self.registry is None:
             return
         req = flow.request
@@ -162,7 +201,7 @@ class WireShift:
 
     # ------------------------------------------------------------------ response
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def _responseheaders(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.get(flow.id)
         resp = flow.response
         if plan is None or resp is None:
@@ -200,7 +239,7 @@ class WireShift:
         resp.headers["cache-control"] = "no-cache"
         resp.headers["x-accel-buffering"] = "no"
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    def _response(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.pop(flow.id, None)
         translator = self._streams.pop(flow.id, None)
         resp = flow.response

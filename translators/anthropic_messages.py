@@ -122,7 +122,7 @@ def _with_cc(block: JSON, cache_control: dict[str, Any] | None) -> JSON:
 def _stop_in(value: Any) -> StopReason | None:
     if value is None:
         return None
-    return cast(StopReason, value) if value in _STOP_REASONS else "end_turn"
+    return cast(StopReason, value) if isinstance(value, str) and value in _STOP_REASONS else "end_turn"
 
 
 def _stop_out(reason: str | None, has_tool_use: bool) -> str:
@@ -183,9 +183,13 @@ def _decode_media(raw: JSON, image: bool) -> Image | Document:
     stype = src.get("type")
     kw: JSON = {"cache_control": raw.get("cache_control")}
     if stype == "base64":
-        kw.update(media_type=src.get("media_type"), data=src.get("data"))
+        if not isinstance(src.get("data"), str) or not src["data"] or not isinstance(src.get("media_type"), str):
+            raise _invalid("messages: a base64 source needs 'media_type' and non-empty 'data'", "messages")
+        kw.update(media_type=src["media_type"], data=src["data"])
     elif stype == "url":
-        kw["url"] = src.get("url")
+        if not isinstance(src.get("url"), str) or not src["url"]:
+            raise _invalid("messages: a url source needs a non-empty 'url'", "messages")
+        kw["url"] = src["url"]
     elif image:
         raise _invalid(f"messages: image source type {stype!r} cannot be translated", "messages")
     elif stype == "text":
@@ -271,7 +275,7 @@ def _decode_tools(raw: Any) -> list[Tool]:
 def _decode_tool_choice(raw: Any) -> tuple[ToolChoice | None, bool | None]:
     if raw is None:
         return None, None
-    if not isinstance(raw, dict) or raw.get("type") not in _CHOICE_IN:
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or raw["type"] not in _CHOICE_IN:
         raise _invalid("tool_choice: type must be one of auto, any, tool, none", "tool_choice")
     mode = _CHOICE_IN[raw["type"]]
     name = raw.get("name") if mode == "tool" else None
@@ -701,6 +705,12 @@ def encode_error(err: CanonicalError) -> tuple[int, bytes]:
 # --------------------------------------------------------------------------- stream decoder
 
 
+def _block_index(data: JSON) -> int | None:
+    """The upstream block ``index`` of a stream event, ``None`` when absent or not an integer."""
+    index = data.get("index")
+    return index if isinstance(index, int) else None
+
+
 class StreamDecoder:
     """A upstream SSE (API reference "Streaming Messages") -> canonical events.
 
@@ -752,13 +762,13 @@ class StreamDecoder:
         elif kind == "content_block_delta":
             delta = data.get("delta")
             spec = _DELTA_IN.get(str(delta.get("type"))) if isinstance(delta, dict) else None
-            idx = self._index.get(data.get("index"))
+            idx = self._index.get(_block_index(data))
             if spec is not None and idx is not None and idx == self._open:
                 value = cast(JSON, delta).get(spec[1])
                 if isinstance(value, str) and value:
                     out.append(Delta(idx, spec[0], value))
         elif kind == "content_block_stop":
-            if self._open is not None and self._index.get(data.get("index")) == self._open:
+            if self._open is not None and self._index.get(_block_index(data)) == self._open:
                 self._close_block(out)
         elif kind == "message_delta":
             self._message_delta(data, out)
@@ -821,7 +831,7 @@ class StreamDecoder:
         else:
             return  # server-tool blocks: skipped with their deltas (their index is never mapped)
         self._close_block(out)
-        idx = self._index[data.get("index")] = self._open = self._next
+        idx = self._index[_block_index(data)] = self._open = self._next
         self._next += 1
         out.append(BlockStart(idx, block))
         out.extend(Delta(idx, k, v) for k, v in first if isinstance(v, str) and v)

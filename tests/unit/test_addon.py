@@ -150,3 +150,17 @@ def test_invalid_config_at_start_refuses(tmp_path):
     with taddons.context(a) as tctx:
         with pytest.raises(exceptions.OptionsError, match="unknown backend kind"):
             tctx.configure(a, wireshift_config=str(bad))
+
+
+def test_unexpected_exception_becomes_client_format_error(addon, monkeypatch):
+    a, _, _ = addon
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("addons.llm_flows.plan_request", boom)
+    f = flow("/v1/messages", {"model": "chat:m", "max_tokens": 5, "messages": []}, host="api.anthropic.com")
+    a.request(f)
+    assert f.response is not None and f.response.status_code == 500
+    body = orjson.loads(f.response.content)
+    assert body["type"] == "error" and "boom" in body["error"]["message"]

@@ -723,13 +723,14 @@ class StreamDecoder:
     ``ErrorEvent`` (502).
     """
 
-    __slots__ = ("_started", "_done", "_finished", "_open", "_index", "_next", "_usage")
+    __slots__ = ("_started", "_done", "_finished", "_open", "_argless", "_index", "_next", "_usage")
 
     def __init__(self) -> None:
         self._started = False
         self._done = False
         self._finished = False
         self._open: int | None = None  # canonical index of the open block
+        self._argless = False  # the open block is a tool_use that has no arguments yet
         self._index: dict[Any, int] = {}  # upstream index -> canonical index (passed-on blocks only)
         self._next = 0
         self._usage: Usage | None = None
@@ -767,6 +768,7 @@ class StreamDecoder:
                 value = cast(JSON, delta).get(spec[1])
                 if isinstance(value, str) and value:
                     out.append(Delta(idx, spec[0], value))
+                    self._argless = self._argless and spec[0] != "arguments"
         elif kind == "content_block_stop":
             if self._open is not None and self._index.get(_block_index(data)) == self._open:
                 self._close_block(out)
@@ -808,6 +810,9 @@ class StreamDecoder:
 
     def _close_block(self, out: list[Event]) -> None:
         if self._open is not None:
+            if self._argless:  # ``input: {}`` and no input_json_delta: "{}", as decode_response gives
+                out.append(Delta(self._open, "arguments", "{}"))
+                self._argless = False
             out.append(BlockStop(self._open))
             self._open = None
 
@@ -833,8 +838,9 @@ class StreamDecoder:
         self._close_block(out)
         idx = self._index[_block_index(data)] = self._open = self._next
         self._next += 1
-        out.append(BlockStart(idx, block))
-        out.extend(Delta(idx, k, v) for k, v in first if isinstance(v, str) and v)
+        deltas = [Delta(idx, k, v) for k, v in first if isinstance(v, str) and v]
+        out += [BlockStart(idx, block), *deltas]
+        self._argless = isinstance(block, ToolCall) and not deltas
 
     def _message_delta(self, data: JSON, out: list[Event]) -> None:
         self._close_block(out)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -470,8 +471,12 @@ def parse_arguments(raw: str) -> Any:
 
 
 def dump_arguments(value: Any) -> str:
-    """Compact JSON text of tool input (stable bytes for prompt caching)."""
-    return orjson.dumps(value).decode()
+    """Compact JSON text of tool input (stable bytes for prompt caching). Values orjson refuses
+    (integers beyond 64 bits) fall back to the standard library."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def new_id(prefix: str, nbytes: int = 12) -> str:
@@ -587,23 +592,30 @@ SIGNATURE_PREFIX = "wshift1."
 
 
 def pack_signature(block: Reasoning) -> str:
-    """A proxy-owned A ``signature`` for reasoning that has no Anthropic signature.
+    """A proxy-owned opaque reasoning payload, carried where the client format expects one.
 
-    Anthropic SDK consumers require a signature on every thinking block; this one carries the
-    reasoning's provenance and any R ``encrypted_content`` / ``item_id`` so the next turn can
-    restore them (``unpack_signature``). Shape: ``"wshift1." + base64url(JSON)``.
+    Anthropic SDK consumers require a signature on every thinking block, and R clients replay
+    ``encrypted_content``; when the reasoning came from another format, this envelope carries its
+    provenance and payloads (R ``encrypted_content`` / ``item_id``, A ``signature`` / ``redacted``)
+    so the next turn can restore them (``unpack_signature``). Shape: ``"wshift1." +
+    base64url(JSON)`` with keys ``p`` (provenance) and optional ``e``, ``i``, ``s``, ``r``.
     """
     payload: dict[str, str] = {"p": block.provenance or "unknown"}
     if block.encrypted_content:
         payload["e"] = block.encrypted_content
     if block.item_id:
         payload["i"] = block.item_id
+    if block.signature:
+        payload["s"] = block.signature
+    if block.redacted:
+        payload["r"] = block.redacted
     return SIGNATURE_PREFIX + base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
 def unpack_signature(signature: str) -> dict[str, str] | None:
-    """Inverse of ``pack_signature``: ``{"p": provenance, "e"?: encrypted_content, "i"?: item_id}``,
-    or ``None`` when ``signature`` is not a wireshift envelope (a real provider signature)."""
+    """Inverse of ``pack_signature``: ``{"p": provenance, "e"?: encrypted_content, "i"?: item_id,
+    "s"?: signature, "r"?: redacted}``, or ``None`` when ``signature`` is not a wireshift
+    envelope (a real provider payload)."""
     if not signature.startswith(SIGNATURE_PREFIX):
         return None
     body = signature[len(SIGNATURE_PREFIX) :]

@@ -161,9 +161,10 @@ def proxy(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Itera
             log_file,
         )
     finally:
+        # read before stopping: mitmdump logs CancelledErrors for connections cut by its shutdown
+        log = log_file.read_text()
         stop(proc)
     # "none crashes mitmproxy": an exception in a hook or stream callable is logged, not raised
-    log = log_file.read_text()
     if "Traceback" in log or "has crashed" in log or "Addon error" in log:
         pytest.fail("mitmdump logged an exception during the session:\n" + log[-5000:])
 

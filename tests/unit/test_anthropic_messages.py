@@ -7,7 +7,6 @@ tagged JSON (``{"_type": "Text", "text": ...}``, fields at their default omitted
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import random
 from pathlib import Path
@@ -18,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.canonical_json import from_tagged
 from translators import anthropic_messages as am
-from translators import canonical as cn
 from translators.canonical import (
     BlockStart,
     BlockStop,
@@ -58,40 +57,6 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "anthropic_mess
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def to_data(obj: Any) -> Any:
-    """Canonical object -> tagged JSON-able data (fields equal to their default are omitted)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out: dict[str, Any] = {"_type": type(obj).__name__}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if f.default is not dataclasses.MISSING:
-                default = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                default = f.default_factory()
-            else:
-                default = dataclasses.MISSING
-            if value != default:
-                out[f.name] = to_data(value)
-        return out
-    if isinstance(obj, list):
-        return [to_data(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: to_data(v) for k, v in obj.items()}
-    return obj
-
-
-def from_data(data: Any) -> Any:
-    """Inverse of ``to_data``."""
-    if isinstance(data, list):
-        return [from_data(x) for x in data]
-    if isinstance(data, dict):
-        if "_type" in data:
-            cls = getattr(cn, data["_type"])
-            return cls(**{k: from_data(v) for k, v in data.items() if k != "_type"})
-        return {k: from_data(v) for k, v in data.items()}
-    return data
 
 
 def load(rel: str) -> Any:
@@ -183,13 +148,13 @@ def assemble(frames: list[tuple[str | None, dict[str, Any]]]) -> list[dict[str, 
 @pytest.mark.parametrize("name", names("decode_request"))
 def test_decode_request_golden(name: str) -> None:
     case = load(f"decode_request/{name}.json")
-    assert am.decode_request(case["input"]) == from_data(case["expected"])
+    assert am.decode_request(case["input"]) == from_tagged(case["expected"])
 
 
 @pytest.mark.parametrize("name", names("encode_request"))
 def test_encode_request_golden(name: str) -> None:
     case = load(f"encode_request/{name}.json")
-    req = from_data(case["input"])
+    req = from_tagged(case["input"])
     assert isinstance(req, CanonicalRequest)
     assert am.encode_request(req, EncodeOptions(**case.get("options", {}))) == case["expected"]
 
@@ -205,13 +170,13 @@ def test_claude_code_request_translates_back_to_a() -> None:
 @pytest.mark.parametrize("name", names("decode_response"))
 def test_decode_response_golden(name: str) -> None:
     case = load(f"decode_response/{name}.json")
-    assert am.decode_response(case["input"]) == from_data(case["expected"])
+    assert am.decode_response(case["input"]) == from_tagged(case["expected"])
 
 
 @pytest.mark.parametrize("name", names("encode_response"))
 def test_encode_response_golden(name: str) -> None:
     case = load(f"encode_response/{name}.json")
-    resp = from_data(case["input"])
+    resp = from_tagged(case["input"])
     assert isinstance(resp, CanonicalResponse)
     assert am.encode_response(resp, StreamContext(**case["context"])) == case["expected"]
 
@@ -219,7 +184,7 @@ def test_encode_response_golden(name: str) -> None:
 @pytest.mark.parametrize("name", names("stream_decode", "sse"))
 def test_stream_decode_golden(name: str) -> None:
     raw = (FIXTURES / "stream_decode" / f"{name}.sse").read_bytes()
-    assert decode_stream(raw) == from_data(load(f"stream_decode/{name}.json"))
+    assert decode_stream(raw) == from_tagged(load(f"stream_decode/{name}.json"))
 
 
 @pytest.mark.parametrize("name", names("stream_decode", "sse"))
@@ -237,7 +202,7 @@ def test_stream_decode_random_chunk_splits_match_single_feed(name: str) -> None:
 def test_stream_encode_golden(name: str) -> None:
     case = load(f"stream_encode/{name}.json")
     enc = am.StreamEncoder(StreamContext(**case["context"]))
-    events = from_data(case["events"])
+    events = from_tagged(case["events"])
     # feed in two batches to exercise state carried across encode() calls
     half = len(events) // 2
     out = enc.encode(events[:half]) + enc.encode(events[half:])

@@ -8,7 +8,6 @@ outputs are asserted exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import random
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.canonical_json import from_tagged, to_tagged
 from translators import canonical, openai_chat
 from translators.canonical import (
     BlockStart,
@@ -47,42 +47,6 @@ NOW = 1_700_000_000
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _default(f: dataclasses.Field[Any]) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return dataclasses.MISSING
-
-
-def to_tagged(value: Any) -> Any:
-    """Canonical object -> JSON-able tagged dict (fields equal to their default are omitted)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {"_type": type(value).__name__}
-        for f in dataclasses.fields(value):
-            v = getattr(value, f.name)
-            if v != _default(f):
-                out[f.name] = to_tagged(v)
-        return out
-    if isinstance(value, list):
-        return [to_tagged(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_tagged(v) for k, v in value.items()}
-    return value
-
-
-def from_tagged(value: Any) -> Any:
-    """Inverse of ``to_tagged``."""
-    if isinstance(value, dict):
-        if "_type" in value:
-            cls = getattr(canonical, value["_type"])
-            return cls(**{k: from_tagged(v) for k, v in value.items() if k != "_type"})
-        return {k: from_tagged(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_tagged(v) for v in value]
-    return value
 
 
 def load(rel: str) -> Any:

@@ -20,7 +20,8 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from config.loader import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from routing.backends import Registry
 from routing.plan import ExecutionPlan, plan_request
-from translators.canonical import CanonicalError, StreamContext
+from translators import anthropic_messages
+from translators.canonical import CanonicalError, StreamContext, TranslationError, estimate_input_tokens
 from translators.pipeline import StreamTranslator, error_body, synthesize_stream, translate_error, translate_response
 
 log = logging.getLogger("wireshift")
@@ -49,14 +50,32 @@ def _json_response(status: int, body: bytes, extra: dict[str, str] | None = None
     return http.Response.make(status, body, headers)
 
 
-def _gunzip_stream(inner: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
-    """Wrap a chunk translator so it sees decompressed bytes (gzip or deflate upstreams)."""
-    decomp = zlib.decompressobj(wbits=47)
+#: Content encodings the stream callable can undo chunk by chunk (zlib auto-detects gzip/zlib).
+STREAMABLE_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
-    def feed(chunk: bytes) -> bytes:
-        return inner(decomp.decompress(chunk) if chunk else decomp.flush())
 
-    return feed
+def _stream_callable(translator: StreamTranslator, encoding: str) -> Callable[[bytes], bytes | Iterable[bytes]]:
+    """mitmproxy ``flow.response.stream`` callable: network chunk in, client bytes out.
+
+    Decompresses gzip/deflate when the upstream ignored ``accept-encoding: identity``; a body
+    that cannot be decompressed ends the client stream with its format's error frame.
+    """
+    decomp = zlib.decompressobj(wbits=47) if encoding not in ("", "identity") else None
+
+    def stream(chunk: bytes) -> bytes | Iterable[bytes]:
+        try:
+            if chunk:
+                data = decomp.decompress(chunk) if decomp else chunk
+                out = translator.feed(data) if data else b""
+                # b"" mid-stream would end an HTTP/1 chunked body (mitmproxy-notes.md §3.2)
+                return out or []
+            tail = decomp.flush() if decomp else b""
+            return (translator.feed(tail) if tail else b"") + translator.close()
+        except zlib.error as exc:
+            out = translator.abort(f"wireshift cannot decompress the upstream stream ({encoding}): {exc}")
+            return out if (out or not chunk) else []
+
+    return stream
 
 
 def _file_stamp(path: str | None) -> tuple[str, float] | None:
@@ -183,12 +202,20 @@ class WireShift:
     def _answer_local_path(self, flow: http.HTTPFlow, path: str) -> None:
         """Reverse mode has no real upstream for other paths: answer them here."""
         if path == "/v1/messages/count_tokens" and flow.request.method == "POST":
-            # a rough estimate until a real counter lands; never 404 (wire-formats.md §7.1)
-            tokens = max(1, len(flow.request.get_content(strict=False) or b"") // 4)
+            # an estimate until a real counter lands; never 404 (wire-formats.md §7.1)
+            try:
+                req = anthropic_messages.decode_request(orjson.loads(flow.request.get_content(strict=False) or b""))
+            except (ValueError, TranslationError) as exc:
+                err = exc.error if isinstance(exc, TranslationError) else CanonicalError.of(400, f"invalid JSON: {exc}")
+                self._answer_error(flow, "anthropic_messages", err)
+                return
+            tokens = max(1, estimate_input_tokens(req))
             flow.response = _json_response(200, orjson.dumps({"input_tokens": tokens}))
             return
         if path in ("/health", "/api/hello"):
-            flow.response = _json_response(200, b'{"status":"ok"}')
+            # a HEAD answer carries no body (HTTP/1 keep-alive framing)
+            body = b"" if flow.request.method == "HEAD" else b'{"status":"ok"}'
+            flow.response = _json_response(200, body)
             return
         err = CanonicalError.of(404, f"wireshift does not serve {flow.request.method} {path}", code="not_found")
         self._answer_error(flow, _guess_format(flow), err)
@@ -201,6 +228,12 @@ class WireShift:
 
     # ------------------------------------------------------------------ response
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        # LLM request bodies are rewritten whole in request(); a streamed request (e.g. from
+        # stream_large_bodies) would already be on its way to the original target.
+        if flow.request.method == "POST" and flow.request.path.split("?", 1)[0] in LLM_PATHS:
+            flow.request.stream = False
+
     def _responseheaders(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.get(flow.id)
         resp = flow.response
@@ -208,30 +241,22 @@ class WireShift:
             return
         resp.headers["x-wireshift-backend"] = plan.backend or ""
         resp.headers["x-wireshift-upstream-model"] = plan.upstream_model or ""
-        if resp.status_code >= 400 or "text/event-stream" not in resp.headers.get("content-type", ""):
-            return  # small bodies: buffered, handled in response()
-        if plan.mode == "same-format":
+        is_sse = "text/event-stream" in resp.headers.get("content-type", "")
+        encoding = resp.headers.get("content-encoding", "").strip().lower()
+        if plan.mode == "same-format" and is_sse and resp.status_code < 400:
             resp.stream = True
+            return
+        if plan.mode != "translated" or resp.status_code >= 400 or not is_sse or encoding not in STREAMABLE_ENCODINGS:
+            # translated in response() from the whole body; stream_large_bodies may have set
+            # stream=True before this hook, which would skip that translation
+            resp.stream = plan.mode == "same-format" and resp.status_code < 400 and bool(resp.stream)
             return
         translator = StreamTranslator(
             plan.upstream_format or "", plan.client_format, self._stream_context(plan), plan.tool_names
         )
         self._streams[flow.id] = translator
-
-        def translate(chunk: bytes) -> bytes:
-            return translator.feed(chunk) if chunk else translator.close()
-
-        feed = translate
-        if resp.headers.get("content-encoding", "").lower() in ("gzip", "deflate"):
-            feed = _gunzip_stream(translate)
-            del resp.headers["content-encoding"]
-
-        def stream(chunk: bytes) -> bytes | Iterable[bytes]:
-            out = feed(chunk)
-            # b"" mid-stream would end an HTTP/1 chunked body (mitmproxy-notes.md §3.2)
-            return out if (out or not chunk) else []
-
-        resp.stream = stream
+        resp.stream = _stream_callable(translator, encoding)
+        resp.headers.pop("content-encoding", None)
         resp.headers.pop("content-length", None)
         if flow.request.http_version.startswith("HTTP/1"):
             resp.headers["transfer-encoding"] = "chunked"
@@ -280,6 +305,14 @@ class WireShift:
         body = resp.get_content(strict=False) or b""
         ctx_ = self._stream_context(plan)
         try:
+            if "text/event-stream" in resp.headers.get("content-type", ""):
+                # an upstream stream we could not re-encode on the fly (e.g. brotli): whole body
+                translator = StreamTranslator(plan.upstream_format or "", plan.client_format, ctx_, plan.tool_names)
+                out = translator.feed(body) + translator.close()
+                self._annotate(flow, plan, translator.usage, translator.error)
+                resp.headers.pop("content-encoding", None)
+                resp.content = out
+                return
             if plan.client_stream:
                 out, canonical = synthesize_stream(
                     plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names

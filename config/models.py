@@ -13,7 +13,9 @@ Schema (issue #2; custom-backend rules after ``reference-projects.md`` §4.4)::
         models: [str]              # optional static model list
         max_output_tokens: int     # cap applied to the client's max_tokens
         default_max_tokens: int    # max_tokens sent to Anthropic kinds when the client gave none
-        headers: {str: str}        # extra upstream headers (client values win)
+        headers: {str: str}        # extra upstream headers
+        drop_params: [str]         # top-level upstream body fields to remove (e.g. reasoning_effort
+                                   # for a backend that rejects it)
         enabled: bool
     routing:
       default_backend: str | null  # backend_prefix for models without a known prefix
@@ -89,6 +91,7 @@ class Backend(BaseModel):
     max_output_tokens: PositiveInt | None = None
     default_max_tokens: PositiveInt | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    drop_params: list[str] = Field(default_factory=list)
     enabled: bool = True
 
     @field_validator("kind", mode="before")
@@ -119,10 +122,12 @@ class Backend(BaseModel):
         if value is None:
             return None
         parts = urlsplit(value)
+        # the message never repeats userinfo or a query: they may hold an expanded ${SECRET}
+        shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"base_url {value!r} must be an absolute http(s) URL with a host")
+            raise ValueError(f"base_url {shown!r} must be an absolute http(s) URL with a host")
         if parts.username or parts.password or parts.fragment or parts.query:
-            raise ValueError(f"base_url {value!r} must not carry credentials, a query or a fragment")
+            raise ValueError(f"base_url {shown!r} must not carry credentials, a query or a fragment")
         return value.rstrip("/")
 
     @model_validator(mode="after")

@@ -105,6 +105,7 @@ class BackendSpec:
     default_max_tokens: int | None = None
     models: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    drop_params: tuple[str, ...] = ()
 
     def endpoint(self, wire_format: str) -> str:
         """Full upstream URL for ``wire_format``."""
@@ -152,6 +153,7 @@ def build_spec(row: Backend, env: Mapping[str, str]) -> BackendSpec:
         default_max_tokens=row.default_max_tokens,
         models=list(row.models),
         headers=dict(row.headers),
+        drop_params=tuple(row.drop_params),
     )
 
 

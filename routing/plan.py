@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from config.models import BackendKind
 from routing.backends import MESSAGES, BackendSpec, Registry
 from routing.quirks import apply_request_quirks
 from translators import FORMATS, get_format
@@ -28,6 +29,7 @@ from translators.canonical import (
     EncodeOptions,
     ToolCall,
     TranslationError,
+    estimate_input_tokens,
     shorten_tool_name,
 )
 
@@ -156,7 +158,6 @@ def plan_request(
         return _fail(plan, 400, "'model' is required and must be a non-empty string", param="model")
     plan.client_model = model
     plan.client_stream = data.get("stream") is True
-    plan.estimated_input_tokens = len(body) // 4
 
     route = resolve(model, registry)
     if route is None:
@@ -204,6 +205,8 @@ def plan_request(
     if upstream_format == client_format:
         plan.mode = "same-format"
         _clamp_body_max_tokens(data, backend, plan)
+        # e.g. wireshift's own thinking signatures must not reach a real Anthropic upstream
+        plan.notes += get_format(client_format).sanitize_passthrough(data)
         data["model"] = route.model
         upstream_body = data
     else:
@@ -214,7 +217,7 @@ def plan_request(
             plan.mode = "local"
             plan.error = exc.error
             return plan, None
-    apply_request_quirks(backend, upstream_body, upstream_format)
+    plan.notes += apply_request_quirks(backend, upstream_body, upstream_format)
 
     set_headers, drop = _upstream_headers(
         backend, credential.key if credential else None, client_format, upstream_format
@@ -245,6 +248,7 @@ def _translate_request(
     req.model = route.model
     req.max_tokens = _clamp(req.max_tokens, backend, plan)
     plan.include_usage = req.include_usage
+    plan.estimated_input_tokens = estimate_input_tokens(req)
     plan.tool_names = _shorten_tool_names(req)
     default_max = backend.default_max_tokens or 32000
     if backend.max_output_tokens is not None:
@@ -286,9 +290,10 @@ def _upstream_headers(
         if client_format != MESSAGES:
             drop += ANTHROPIC_HEADERS
             set_headers["anthropic-version"] = ANTHROPIC_VERSION
-        drop += OPENAI_HEADERS
     else:
         drop += ANTHROPIC_HEADERS
+    if backend.kind != BackendKind.OPENAI:
+        drop += OPENAI_HEADERS  # vendor identifiers go only to that vendor (wire-formats.md §2.10)
     if key is not None:
         if backend.auth == "x-api-key":
             set_headers["x-api-key"] = key

@@ -29,8 +29,10 @@ QUIRKS: dict[BackendKind, Callable[[dict[str, Any], str], None]] = {
 }
 
 
-def apply_request_quirks(backend: BackendSpec, body: dict[str, Any], wire_format: str) -> None:
-    """Rewrite ``body`` (in place) for ``backend``'s known quirks in ``wire_format``."""
+def apply_request_quirks(backend: BackendSpec, body: dict[str, Any], wire_format: str) -> list[str]:
+    """Rewrite ``body`` (in place) for ``backend``'s known quirks in ``wire_format``, then remove
+    the config's ``drop_params``. Returns notes of the fields dropped."""
     quirk = QUIRKS.get(backend.kind)
     if quirk is not None:
         quirk(body, wire_format)
+    return [f"dropped {name} (drop_params)" for name in backend.drop_params if body.pop(name, None) is not None]

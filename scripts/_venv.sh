@@ -9,7 +9,7 @@ find_python() {
   local candidates=() c
   [ -n "${WIRESHIFT_PYTHON:-}" ] && candidates+=("$WIRESHIFT_PYTHON")
   candidates+=(python3.14 python3.13 python3.12)
-  for c in "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do
+  for c in "${PYENV_ROOT:-${HOME:-/nonexistent}/.pyenv}"/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do
     [ -x "$c" ] && candidates+=("$c")
   done
   candidates+=(python3)
@@ -33,15 +33,16 @@ find_python() {
 ensure_venv() {
   local extras="${1:-}" spec="$ROOT" stamp
   [ -n "$extras" ] && spec="$ROOT[$extras]"
-  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+  # a venv is usable when it has Python >= 3.12 *and* pip (a venv whose ensurepip failed has no pip)
+  if ! "$VENV/bin/python" -c 'import sys, pip; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then
     local py
     py="$(find_python)" || { echo "wireshift: need Python >= 3.12 (set WIRESHIFT_PYTHON=/path/to/python3.12)" >&2; exit 1; }
     echo "wireshift: creating .venv with $py" >&2
     rm -rf "$VENV"
-    "$py" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+    "$py" -m venv "$VENV" || { rm -rf "$VENV"; echo "wireshift: '$py -m venv' failed (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+    "$VENV/bin/python" -m pip install -q --upgrade pip >&2 || true
   fi
-  stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${extras:-base}"
+  stamp="$VENV/.installed-$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()[:16])' "$ROOT/pyproject.toml")-${extras:-base}"
   if [ ! -f "$stamp" ]; then
     echo "wireshift: installing ${spec#"$ROOT"} into .venv" >&2
     if ! "$VENV/bin/python" -m pip install -e "$spec" > "$VENV/install.log" 2>&1; then

@@ -11,7 +11,9 @@ exports the same surface, so callers pick a module by format name (``get_format`
 - ``decode_error(status: int, body: bytes) -> CanonicalError``;
 - ``encode_error(err: CanonicalError) -> tuple[int, bytes]`` (status for this format, JSON body);
 - ``StreamDecoder()``: ``feed(ev: SSEEvent) -> list[Event]``, ``close() -> list[Event]``;
-- ``StreamEncoder(ctx: StreamContext)``: ``encode(events: list[Event]) -> bytes``.
+- ``StreamEncoder(ctx: StreamContext)``: ``encode(events: list[Event]) -> bytes``;
+- ``sanitize_passthrough(body: dict) -> list[str]``: on the same-format fast path, remove what
+  must not reach that format's upstream (e.g. wireshift's own thinking signatures); returns notes.
 
 Nothing here performs I/O or imports mitmproxy.
 """

@@ -470,14 +470,16 @@ def _encode_messages(req: CanonicalRequest, system: list[JSON]) -> list[JSON]:
     return messages
 
 
-def _history_allows_thinking(messages: list[JSON]) -> bool:
+def _history_allows_thinking(messages: list[Any]) -> bool:
     """A with thinking on needs the last assistant turn, if it used tools, to start with a
-    thinking block ("a final assistant message must start with a thinking block")."""
+    thinking block ("a final assistant message must start with a thinking block"). Works on
+    encoded and on raw client messages (string content, stray non-object entries)."""
     for m in reversed(messages):
-        if m["role"] == "assistant":
-            content = m["content"]
-            uses_tools = any(b["type"] == "tool_use" for b in content)
-            return not uses_tools or content[0]["type"] in ("thinking", "redacted_thinking")
+        if isinstance(m, dict) and m.get("role") == "assistant":
+            content = m.get("content")
+            blocks = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+            uses_tools = any(b.get("type") == "tool_use" for b in blocks)
+            return not uses_tools or blocks[0].get("type") in ("thinking", "redacted_thinking")
     return True
 
 
@@ -594,6 +596,58 @@ def encode_request(req: CanonicalRequest, opts: EncodeOptions) -> dict[str, Any]
             elif isinstance(mine, dict) and isinstance(value, dict):
                 out[key] = {**value, **mine}
     return out
+
+
+def _is_envelope_thinking(block: Any) -> bool:
+    """A ``thinking`` block whose signature is wireshift's envelope, not an Anthropic signature."""
+    if not isinstance(block, dict) or block.get("type") != "thinking":
+        return False
+    signature = block.get("signature")
+    return isinstance(signature, str) and unpack_signature(signature) is not None
+
+
+def sanitize_passthrough(body: dict[str, Any]) -> list[str]:
+    """Make an A client's raw body fit for an A upstream on the same-format fast path, in place.
+
+    Returns a human-readable note per change: (a) ``thinking`` blocks signed with a wireshift
+    envelope are dropped from assistant turns (a turn left empty is dropped; A merges the
+    neighbouring same-role turns), since real Anthropic rejects them (wire-formats.md §2.9 rule
+    3); (b) ``thinking`` is removed when the last tool-using assistant turn no longer starts with
+    a thinking block; (c) an ``enabled`` budget not below ``max_tokens`` becomes ``max_tokens -
+    1``, and ``thinking`` is removed if that is under 1024 (§2.7, §2.9). Never raises.
+    """
+    notes: list[str] = []
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        dropped, kept = 0, []
+        for m in messages:
+            content = m.get("content") if isinstance(m, dict) and m.get("role") == "assistant" else None
+            if isinstance(content, list) and any(map(_is_envelope_thinking, content)):
+                m["content"] = [b for b in content if not _is_envelope_thinking(b)]
+                dropped += len(content) - len(m["content"])
+                if not m["content"]:
+                    continue
+            kept.append(m)
+        if dropped:
+            body["messages"] = kept
+            notes.append(f"dropped {dropped} thinking block(s) signed by wireshift, not by Anthropic")
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return notes
+    if isinstance(messages, list) and not _history_allows_thinking(body["messages"]):
+        del body["thinking"]
+        notes.append("thinking disabled: the last tool-using assistant turn does not start with a thinking block")
+        return notes
+    budget, max_tokens = thinking.get("budget_tokens"), body.get("max_tokens")
+    if thinking["type"] != "enabled" or not isinstance(budget, int) or not isinstance(max_tokens, int):
+        return notes
+    if budget >= max_tokens > _MIN_BUDGET:
+        thinking["budget_tokens"] = max_tokens - 1
+        notes.append(f"thinking.budget_tokens lowered from {budget} to {max_tokens - 1} (below max_tokens)")
+    elif budget >= max_tokens:
+        del body["thinking"]
+        notes.append(f"thinking disabled: a budget below max_tokens {max_tokens} would be under {_MIN_BUDGET}")
+    return notes
 
 
 # --------------------------------------------------------------------------- responses

@@ -492,6 +492,38 @@ def shorten_tool_name(name: str, limit: int = 64) -> str:
     return name[:55] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
+#: Rough token costs of media, which must not be counted by their base64 length.
+IMAGE_TOKENS = 1600
+DOCUMENT_TOKENS = 3000
+
+
+def estimate_input_tokens(req: CanonicalRequest) -> int:
+    """A cheap estimate of a request's input tokens: about 4 characters a token over system,
+    message text, tool calls, tool results and tool definitions, plus a fixed cost per image
+    (``IMAGE_TOKENS``) and document (``DOCUMENT_TOKENS``). Used for A ``message_start`` when the
+    upstream reports usage only at the end, and for ``count_tokens`` answers."""
+    chars = sum(len(t.text) for t in req.system)
+    media = 0
+    for tool in req.tools:
+        chars += len(tool.name) + len(tool.description or "") + len(dump_arguments(tool.parameters))
+    blocks: list[Block] = [b for m in req.messages for b in m.content]
+    while blocks:
+        block = blocks.pop()
+        if isinstance(block, (Text, Refusal)):
+            chars += len(block.text)
+        elif isinstance(block, Reasoning):
+            chars += len(block.text)
+        elif isinstance(block, ToolCall):
+            chars += len(block.name) + len(block.arguments)
+        elif isinstance(block, ToolResult):
+            blocks.extend(block.content)
+        elif isinstance(block, Image):
+            media += IMAGE_TOKENS
+        elif isinstance(block, Document):
+            media += len(block.text) // 4 if block.text is not None else DOCUMENT_TOKENS
+    return chars // 4 + media + 4 * len(req.messages)
+
+
 def response_to_events(resp: CanonicalResponse) -> list[Event]:
     """Replay a whole response as a canonical stream (for transport fallback and tests)."""
     events: list[Event] = [Start(id=resp.id, model=resp.model, usage=None)]

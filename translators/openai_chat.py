@@ -7,13 +7,14 @@ completion object", "The chat completion chunk object") as mapped by wire-format
 Decoding is tolerant of the non-standard fields real upstreams and clients use
 (``reasoning_content`` / ``reasoning``, LiteLLM ``thinking_blocks``, OpenRouter ``reasoning``,
 legacy ``functions`` / ``function_call``); encoding emits the standard shapes plus
-``reasoning_content`` and, for signed reasoning, ``thinking_blocks``. Pure: no I/O.
+``reasoning_content`` and, toward C clients only (responses and streams), ``thinking_blocks``
+for reasoning with a signature or other opaque payload. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -309,16 +310,21 @@ def _assistant_blocks(msg: dict[str, Any], legacy_id: str) -> list[Block]:
     return blocks
 
 
+def _arguments(spec: dict[str, Any], kind: str) -> str | None:
+    """A call's (fragment of) arguments as text; some upstreams send an object: compact JSON."""
+    args = spec.get("input" if kind == "custom" else "arguments")
+    if isinstance(args, (dict, list)):
+        return orjson.dumps(args).decode()
+    return _str(args)
+
+
 def _decode_tool_call(tc: dict[str, Any]) -> ToolCall:
     kind: Literal["function", "custom"] = "custom" if tc.get("type") == "custom" else "function"
     spec = _dict(tc.get(kind))
-    args = spec.get("input" if kind == "custom" else "arguments")
-    if isinstance(args, (dict, list)):
-        args = orjson.dumps(args).decode()  # some upstreams send an object
     return ToolCall(
         id=_str(tc.get("id")) or new_id("call_"),
         name=_str(spec.get("name")) or "",
-        arguments=args if isinstance(args, str) else "",
+        arguments=_arguments(spec, kind) or "",
         kind=kind,
     )
 
@@ -537,28 +543,48 @@ def _encode_part(block: Block) -> dict[str, Any] | None:
 
 
 def _encode_assistant(blocks: list[Block]) -> dict[str, Any]:
+    """An assistant history turn toward a C upstream: reasoning goes as ``reasoning_content``
+    text only. ``thinking_blocks`` (A signatures, wireshift envelopes) are for C clients to
+    round-trip; no C upstream can verify them (wire-formats.md §2.9 rule 2)."""
     text = "".join(b.text for b in blocks if isinstance(b, (Text, Refusal)))
     calls = [_encode_tool_call(b) for b in blocks if isinstance(b, ToolCall)]
     msg: dict[str, Any] = {"role": "assistant", "content": None if calls and not text.strip() else text}
-    _add_reasoning(msg, blocks)
+    if reasoning := "".join(b.text for b in blocks if isinstance(b, Reasoning)):
+        msg["reasoning_content"] = reasoning
     if calls:
         msg["tool_calls"] = calls
     return msg
 
 
 def _add_reasoning(msg: dict[str, Any], blocks: list[Block]) -> None:
-    """``reasoning_content`` (joined text) and, when any block is signed or redacted, LiteLLM-style
-    ``thinking_blocks`` in order (unsigned ones carry a wireshift envelope) for round-tripping."""
+    """For a C client: ``reasoning_content`` (joined text) and, when any block carries a payload,
+    LiteLLM-style ``thinking_blocks`` for all of them in order, for round-tripping."""
     reasoning = [b for b in blocks if isinstance(b, Reasoning)]
     if text := "".join(r.text for r in reasoning):
         msg["reasoning_content"] = text
-    if any(r.signature or r.redacted for r in reasoning):
-        msg["thinking_blocks"] = [
-            {"type": "redacted_thinking", "data": r.redacted}
-            if r.redacted
-            else {"type": "thinking", "thinking": r.text, "signature": r.signature or pack_signature(r)}
-            for r in reasoning
-        ]
+    if any(map(_has_payload, reasoning)):
+        msg["thinking_blocks"] = [_thinking_block(r) for r in reasoning]
+
+
+def _has_payload(block: Reasoning) -> bool:
+    """Whether a reasoning block carries an opaque payload a C client must echo back."""
+    return bool(block.signature or block.redacted or block.encrypted_content)
+
+
+def _thinking_block(block: Reasoning) -> dict[str, Any]:
+    """One LiteLLM-style ``thinking_blocks`` entry for a C client: redacted thinking as is, an A
+    signature as is, anything else (unsigned, foreign signature, R ``encrypted_content``) in a
+    wireshift envelope that ``_decode_thinking_block`` unpacks on the next turn (§2.9, §4.3 step 4)."""
+    if block.redacted:
+        return {"type": "redacted_thinking", "data": block.redacted}
+    if block.signature and block.provenance == _ANTHROPIC:
+        signature = block.signature
+    else:
+        encrypted = block.encrypted_content or block.signature
+        signature = pack_signature(
+            Reasoning(provenance=block.provenance, encrypted_content=encrypted, item_id=block.item_id)
+        )
+    return {"type": "thinking", "thinking": block.text, "signature": signature}
 
 
 def _encode_tool_call(call: ToolCall) -> dict[str, Any]:
@@ -604,6 +630,14 @@ def _encode_response_format(rf: dict[str, Any]) -> dict[str, Any]:
     if rf.get("strict") is not None:
         spec["strict"] = rf["strict"]
     return {"type": "json_schema", "json_schema": spec}
+
+
+def sanitize_passthrough(body: dict[str, Any]) -> list[str]:
+    """Same-format fast path hook (a C client's raw body to a C upstream), the surface every
+    format module shares (``anthropic_messages`` drops wireshift signatures there). A C body is
+    forwarded as sent, client ``thinking_blocks`` included (an upstream such as a LiteLLM proxy
+    may need them), so nothing changes and there are no notes."""
+    return []
 
 
 # --------------------------------------------------------------------------- response
@@ -809,6 +843,18 @@ class _Call:
     done: bool = False
 
 
+def _starts_new_call(call: _Call, call_id: str | None, name: str | None) -> bool:
+    """Whether a fragment for ``call``'s slot is another call (upstreams that reuse an index for
+    parallel calls, wire-formats.md §4.2 step 4, §5 row 2): a different ``id``, or a ``name``
+    without the call's ``id`` once the call has one, unless the same name is repeated before the
+    call's arguments are complete."""
+    if call_id and call.id and call_id != call.id:
+        return True
+    if not name or not call.name or (call_id and call_id == call.id):
+        return False
+    return name != call.name or _args_complete(call.args)
+
+
 def _args_complete(args: list[str]) -> bool:
     """Whether a call's arguments so far form a complete JSON object (its fragments are over)."""
     text = "".join(args).rstrip()
@@ -828,9 +874,11 @@ class StreamDecoder:
     ``feed(ev: SSEEvent) -> list[Event]`` per SSE event, ``close() -> list[Event]`` at end of
     stream. Never raises: malformed JSON and ``{"error":…}`` chunks become a terminal
     ``ErrorEvent``; a stream that ends without ``finish_reason`` or ``[DONE]`` ends with a 502
-    ``ErrorEvent``. Tool calls are keyed by ``index`` and ``id``; a call's block opens once id and
-    name are known (earlier argument fragments are buffered); interleaved parallel calls are
-    buffered and each emitted as one contiguous block. ``Finish`` comes at ``finish_reason``
+    ``ErrorEvent``. Tool calls are keyed by ``index`` (else ``id``, else position in the array)
+    and ``id``, a second name at one index being a new call (``_starts_new_call``); object
+    arguments become compact JSON text. A call's block opens once id and name are known (earlier
+    argument fragments are buffered); interleaved parallel calls are buffered and each emitted
+    as one contiguous block. ``Finish`` comes at ``finish_reason``
     (usage, usually in a later chunk, follows as ``UsageEvent``); ``End`` at ``[DONE]`` or close.
     """
 
@@ -905,9 +953,9 @@ class StreamDecoder:
                     self._text(kind, value, out)
             calls = delta.get("tool_calls")
             if isinstance(calls, list):
-                for tc in calls:
+                for position, tc in enumerate(calls):
                     if isinstance(tc, dict):
-                        self._tool_fragment(tc, out)
+                        self._tool_fragment(tc, position, out)
         finish = choice.get("finish_reason")
         if finish:
             self._finish(finish, out)
@@ -973,17 +1021,19 @@ class StreamDecoder:
 
     # -- tool calls
 
-    def _tool_fragment(self, tc: dict[str, Any], out: list[Event]) -> None:
+    def _tool_fragment(self, tc: dict[str, Any], position: int, out: list[Event]) -> None:
         call_id = _str(tc.get("id"))
         kind: Literal["function", "custom"] = "custom" if tc.get("type") == "custom" else "function"
         spec = _dict(tc.get(kind))
-        call = self._find(tc.get("index"), call_id, kind)
+        name = _str(spec.get("name"))
+        index = tc.get("index")
+        call = self._find(index if isinstance(index, int) else None, position, call_id, name, kind)
         if call.done:
             return  # a late fragment for a finished call carries nothing valid
         call.id = call.id or call_id
-        if not call.name and (name := _str(spec.get("name"))):
+        if not call.name and name:
             call.name = name
-        fragment = _str(spec.get("input" if kind == "custom" else "arguments"))
+        fragment = _arguments(spec, kind)
         if fragment:
             if call.name and call.id is None:
                 call.id = new_id("call_")  # arguments stream after the name: no id is coming
@@ -992,16 +1042,23 @@ class StreamDecoder:
                 out.append(Delta(call.index, "arguments", fragment))
         self._advance(call, out)
 
-    def _find(self, index: Any, call_id: str | None, kind: Literal["function", "custom"]) -> _Call:
-        """The call a fragment belongs to: by ``index``, but a new ``id`` there is a new call;
-        without ``index``, by ``id`` (else slot 0)."""
-        if not isinstance(index, int):
+    def _find(
+        self,
+        index: int | None,
+        position: int,
+        call_id: str | None,
+        name: str | None,
+        kind: Literal["function", "custom"],
+    ) -> _Call:
+        """The call a fragment belongs to: by ``index`` (without one, by ``id``, else by the
+        fragment's position in its ``tool_calls`` array), unless it starts a new call there."""
+        if index is None:
             found = next((c for c in self._calls if call_id and c.id == call_id), None)
             if found is not None:
                 return found
-            index = 0
+            index = position
         call = self._slots.get(index)
-        if call is None or (call_id and call.id and call.id != call_id):
+        if call is None or _starts_new_call(call, call_id, name):
             call = _Call(call_id, kind)
             self._calls.append(call)
             self._slots[index] = call
@@ -1043,9 +1100,15 @@ class StreamEncoder:
     ``finish_reason`` chunk; ``End`` writes the usage chunk (only when ``ctx.include_usage``) and
     ``data: [DONE]``; ``ErrorEvent`` writes ``data: {"error":…}`` and ends the stream (no
     ``[DONE]``). Nothing is written after a terminal event. Never raises for valid events.
+    Reasoning streams as ``reasoning_content``; when a reasoning block closes, a
+    ``delta.thinking_blocks`` chunk exposes its payload (signature, redacted data, envelope) as
+    ``encode_response`` does: from the first block with a payload on, every block (held earlier
+    ones included) gets its entry, in order (§4.3 step 4).
     """
 
-    __slots__ = ("_ctx", "_id", "_created", "_started", "_finished", "_done", "_tools", "_usage")
+    __slots__ = (
+        "_ctx", "_id", "_created", "_started", "_finished", "_done", "_tools", "_usage", "_thinking", "_held", "_exposed",
+    )  # fmt: skip
 
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
@@ -1056,6 +1119,9 @@ class StreamEncoder:
         self._done = False
         self._tools: dict[int, int] = {}  # canonical block index -> tool call ordinal
         self._usage: Usage | None = None
+        self._thinking: tuple[int, Reasoning] | None = None  # open reasoning block, text/signature so far
+        self._held: list[Reasoning] = []  # closed reasoning blocks not yet given a thinking_blocks entry
+        self._exposed = False  # a block with a payload was seen: every block gets an entry
 
     def encode(self, events: list[Event]) -> bytes:
         """Encode events in order; returns the SSE frames joined (``b""`` if none)."""
@@ -1064,6 +1130,12 @@ class StreamEncoder:
             if self._done:
                 break
             if isinstance(ev, Delta):
+                if self._thinking is not None and self._thinking[0] == ev.index:
+                    block = self._thinking[1]
+                    if ev.kind == "signature":
+                        block.signature = (block.signature or "") + ev.value
+                    elif ev.kind == "reasoning":
+                        block.text += ev.value
                 if ev.kind == "arguments":
                     ordinal = self._tools.get(ev.index)
                     if ordinal is not None and ev.value:
@@ -1071,8 +1143,13 @@ class StreamEncoder:
                 elif ev.kind != "signature" and ev.value:
                     self._chunk(frames, {_DELTA_OUT[ev.kind]: ev.value})
             elif isinstance(ev, BlockStart):
+                self._thinking_stop(frames)
                 if isinstance(ev.block, ToolCall):
                     self._tool_start(frames, ev.index, ev.block)
+                elif isinstance(ev.block, Reasoning):
+                    self._thinking = (ev.index, replace(ev.block))
+            elif isinstance(ev, BlockStop):
+                self._thinking_stop(frames)
             elif isinstance(ev, Start):
                 self._begin(frames)
                 self._usage = ev.usage or self._usage
@@ -1113,7 +1190,21 @@ class StreamEncoder:
         spec = {"name": call.name, "input" if call.kind == "custom" else "arguments": ""}
         self._chunk(frames, {"tool_calls": [{"index": ordinal, "id": call.id, "type": call.kind, call.kind: spec}]})
 
+    def _thinking_stop(self, frames: list[bytes]) -> None:
+        """The open reasoning block closed: its ``thinking_blocks`` entry, with any held before it,
+        once a block with a payload has been seen (else it is held)."""
+        if self._thinking is None:
+            return
+        block = self._thinking[1]
+        self._thinking = None
+        self._held.append(block)
+        self._exposed = self._exposed or _has_payload(block)
+        if self._exposed:
+            self._chunk(frames, {"thinking_blocks": [_thinking_block(b) for b in self._held]})
+            self._held.clear()
+
     def _finish(self, frames: list[bytes], stop: str) -> None:
+        self._thinking_stop(frames)
         if not self._finished:
             self._finished = True
             self._chunk(frames, {}, _finish_reason(stop, bool(self._tools)))

@@ -164,3 +164,87 @@ def test_unexpected_exception_becomes_client_format_error(addon, monkeypatch):
     assert f.response is not None and f.response.status_code == 500
     body = orjson.loads(f.response.content)
     assert body["type"] == "error" and "boom" in body["error"]["message"]
+
+
+def test_head_answer_has_no_body(addon):
+    a, _, _ = addon
+    f = flow("/api/hello", b"", mode="reverse:http://127.0.0.1:9")
+    f.request.method = "HEAD"
+    a.request(f)
+    assert f.response is not None and f.response.status_code == 200 and f.response.content == b""
+
+
+def test_count_tokens_estimates_from_content(addon):
+    a, _, _ = addon
+    body = {"model": "x", "messages": [{"role": "user", "content": "y" * 4000}]}
+    f = flow("/v1/messages/count_tokens", body, mode="reverse:http://127.0.0.1:9")
+    a.request(f)
+    assert 1000 <= orjson.loads(f.response.content)["input_tokens"] < 1100
+    bad = flow("/v1/messages/count_tokens", b"{nope", mode="reverse:http://127.0.0.1:9")
+    a.request(bad)
+    assert bad.response.status_code == 400 and orjson.loads(bad.response.content)["type"] == "error"
+
+
+def test_llm_requests_are_never_streamed_upstream(addon):
+    a, _, _ = addon
+    f = flow("/v1/messages?beta=true", {"model": "chat:m"})
+    f.request.stream = True  # as stream_large_bodies would
+    a.requestheaders(f)
+    assert f.request.stream is False
+
+
+def test_large_translated_response_is_not_left_streamed_untranslated(addon):
+    """stream_large_bodies sets response.stream=True before responseheaders; a translated JSON
+    body must still be buffered and translated."""
+    a, _, _ = addon
+    f = flow(
+        "/v1/messages",
+        {"model": "chat:m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        host="api.anthropic.com",
+    )
+    a.request(f)
+    upstream = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
+    f.response = http.Response.make(200, orjson.dumps(upstream), {"content-type": "application/json"})
+    f.response.stream = True
+    a.responseheaders(f)
+    assert f.response.stream is False
+    a.response(f)
+    out = orjson.loads(f.response.content)
+    assert out["type"] == "message" and out["content"] == [{"type": "text", "text": "hello"}]
+
+
+def test_gzip_stream_split_anywhere_and_corrupt_body():
+    import gzip
+
+    from addons.llm_flows import _stream_callable
+    from translators.canonical import StreamContext
+    from translators.pipeline import StreamTranslator
+
+    sse = (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+        b'"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}\n\n'
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+        b'"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    )
+    packed = gzip.compress(sse)
+
+    def run(chunks):
+        stream = _stream_callable(StreamTranslator("openai_chat", "anthropic_messages", StreamContext("m")), "gzip")
+        out = b""
+        for chunk in [*chunks, b""]:
+            result = stream(chunk)
+            assert result != b"" or chunk == b""  # never end an HTTP/1 body early
+            out += result if isinstance(result, bytes) else b"".join(result)
+        return out
+
+    out = run([packed[:10], packed[10:]])  # the gzip header alone in the first read
+    assert b'"text":"Hello"' in out and out.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    broken = run([packed[:10], b"\x00" * 40])
+    assert b"event: error" in broken and b"cannot decompress" in broken and b"message_stop" not in broken

@@ -1007,3 +1007,97 @@ def test_stream_decoder_event_name_fallback_and_renamed_events() -> None:
         Start("msg_1", "m", Usage(input_tokens=3)),
         ErrorEvent(CanonicalError(500, "api_error", "x")),
     ]
+
+
+# --------------------------------------------------------------------------- same-format passthrough
+
+ENVELOPE = pack_signature(Reasoning(provenance="openai_chat"))
+
+
+def tool_turn(*first: dict[str, Any]) -> list[dict[str, Any]]:
+    """user -> assistant (``first`` blocks, then a tool_use) -> user tool_result."""
+    return [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [*first, {"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]},
+    ]
+
+
+def test_sanitize_passthrough_keeps_a_valid_body_byte_identical() -> None:
+    body = base_body(
+        max_tokens=32000,
+        thinking={"type": "enabled", "budget_tokens": 16000},
+        messages=tool_turn(
+            {"type": "thinking", "thinking": "t", "signature": "EqQBreal"}, {"type": "redacted_thinking", "data": "x"}
+        ),
+    )
+    before = orjson.dumps(body)
+    assert am.sanitize_passthrough(body) == [] and orjson.dumps(body) == before
+
+
+@pytest.mark.parametrize("thinking_type", ["enabled", "adaptive"])
+def test_sanitize_passthrough_drops_envelopes_then_thinking(thinking_type: str) -> None:
+    """§2.9 rule 3: wireshift's envelopes never reach Anthropic; without them the tool turn
+    cannot satisfy A's thinking rule, so thinking is turned off for the call."""
+    messages = [
+        {"role": "user", "content": "q0"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "older", "signature": ENVELOPE}]},
+        *tool_turn({"type": "thinking", "thinking": "foreign", "signature": ENVELOPE}, {"type": "text", "text": "ok"}),
+    ]
+    thinking = {"type": thinking_type} | ({"budget_tokens": 2048} if thinking_type == "enabled" else {})
+    body = base_body(max_tokens=4096, thinking=thinking, messages=messages)
+    notes = am.sanitize_passthrough(body)
+    assert len(notes) == 2 and "2 thinking block" in notes[0] and "thinking disabled" in notes[1]
+    assert "thinking" not in body
+    assert [m["role"] for m in body["messages"]] == ["user", "user", "assistant", "user"]  # emptied turn gone
+    assert [b["type"] for b in body["messages"][2]["content"]] == ["text", "tool_use"]
+
+
+def test_sanitize_passthrough_keeps_thinking_when_only_older_turns_lose_envelopes() -> None:
+    older = [
+        {"role": "user", "content": "q0"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "x", "signature": ENVELOPE}, "junk"]},
+    ]
+    body = base_body(
+        max_tokens=8000,
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[*older, *tool_turn({"type": "thinking", "thinking": "t", "signature": "EqQBreal"})],
+    )
+    assert am.sanitize_passthrough(body) == ["dropped 1 thinking block(s) signed by wireshift, not by Anthropic"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert body["messages"][1]["content"] == ["junk"]
+
+
+def test_sanitize_passthrough_removes_thinking_for_an_unsatisfiable_history() -> None:
+    body = base_body(max_tokens=8000, thinking={"type": "enabled", "budget_tokens": 2048}, messages=tool_turn())
+    assert am.sanitize_passthrough(body) == [
+        "thinking disabled: the last tool-using assistant turn does not start with a thinking block"
+    ]
+    assert "thinking" not in body
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "budget", "thinking", "notes"),
+    [
+        (8192, 31999, {"type": "enabled", "budget_tokens": 8191}, ["lowered from 31999 to 8191"]),
+        (8192, 8192, {"type": "enabled", "budget_tokens": 8191}, ["lowered from 8192 to 8191"]),
+        (1025, 2000, {"type": "enabled", "budget_tokens": 1024}, ["lowered from 2000 to 1024"]),
+        (1024, 2000, None, ["thinking disabled: a budget below max_tokens 1024 would be under 1024"]),
+        (8192, 8191, {"type": "enabled", "budget_tokens": 8191}, []),
+    ],
+)
+def test_sanitize_passthrough_fits_the_budget_under_max_tokens(
+    max_tokens: int, budget: int, thinking: dict[str, Any] | None, notes: list[str]
+) -> None:
+    """§2.7/§2.9: after max_tokens is clamped, budget_tokens must stay below it and >= 1024."""
+    body = base_body(max_tokens=max_tokens, thinking={"type": "enabled", "budget_tokens": budget})
+    got = am.sanitize_passthrough(body)
+    assert body.get("thinking") == thinking
+    assert len(got) == len(notes) and all(n in g for n, g in zip(notes, got, strict=True))
+
+
+def test_sanitize_passthrough_tolerates_odd_bodies() -> None:
+    for body in ({}, {"messages": "x", "thinking": {"type": "enabled"}}, {"thinking": "on", "messages": [None, 1]}):
+        assert am.sanitize_passthrough(body) == []
+    body = base_body(thinking={"type": "adaptive"}, max_tokens=10)
+    assert am.sanitize_passthrough(body) == [] and body["thinking"] == {"type": "adaptive"}

@@ -81,3 +81,10 @@ def test_unreadable_and_bad_yaml(tmp_path):
     bad.write_text("backends: [\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(bad)
+
+
+def test_url_errors_never_echo_credentials_or_query():
+    for url in ("https://user:s3cret@api.example/v1", "https://api.example/v1?key=s3cret"):
+        with pytest.raises(ConfigError) as exc:
+            parse_config({"backends": [custom(base_url=url)]}, P)
+        assert "s3cret" not in str(exc.value) and "https://api.example/v1" in str(exc.value)

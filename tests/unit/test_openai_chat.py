@@ -587,3 +587,171 @@ def test_stream_encoder_mints_one_id() -> None:
     raw = enc.encode([Start(), BlockStart(0, Text("")), Delta(0, "text", "a"), BlockStop(0), Finish("end_turn"), End()])
     ids = {orjson.loads(ev.data)["id"] for ev in SSEDecoder().feed(raw) if ev.data != b"[DONE]"}
     assert ids == {"chatcmpl-gen1"}
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _chunk(*calls: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    delta = {"tool_calls": list(calls)} if calls else {}
+    return {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+def _fn(name: str | None = None, arguments: Any = None, **kw: Any) -> dict[str, Any]:
+    spec = {k: v for k, v in (("name", name), ("arguments", arguments)) if v is not None}
+    return {"type": "function", "function": spec, **kw}
+
+
+def _calls(events: list[canonical.Event]) -> list[tuple[str, str]]:
+    """(name, joined arguments) per tool block, checking the stream grammar on the way."""
+    check_grammar(events)
+    out: dict[int, list[str]] = {}
+    for e in events:
+        if isinstance(e, BlockStart) and isinstance(e.block, ToolCall):
+            out[e.index] = [e.block.name, ""]
+        elif isinstance(e, Delta) and e.kind == "arguments":
+            out[e.index][1] += e.value
+    return [(name, args) for name, args in out.values()]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        pytest.param(
+            [
+                _chunk(_fn("Read", '{"p":1}', index=0)),
+                _chunk(_fn("Glob", '{"q":2}', index=0)),
+            ],
+            id="same-index-no-ids",
+        ),
+        pytest.param([_chunk(_fn("Read", '{"p":1}'), _fn("Glob", '{"q":2}'))], id="one-array-no-index"),
+        pytest.param(
+            [
+                _chunk(_fn("Read", '{"p":', index=0)),
+                _chunk(_fn(None, "1}", index=0)),
+                _chunk(_fn("Glob", '{"q":2}', index=0, id="call_g")),
+            ],
+            id="same-index-new-name-with-id",
+        ),
+    ],
+)
+def test_stream_parallel_calls_sharing_an_index_without_ids(chunks: list[dict[str, Any]]) -> None:
+    """§5 row 2: a second name at the same slot (no id, or another id) is a second call; entries
+    without ``index`` in one ``tool_calls`` array are keyed by position."""
+    events = _feed(openai_chat.StreamDecoder(), *chunks, _chunk(finish="tool_calls"), b"[DONE]")
+    assert _calls(events) == [("Read", '{"p":1}'), ("Glob", '{"q":2}')]
+    assert events[-2:] == [Finish("tool_use"), End()]
+
+
+def test_stream_repeated_name_and_id_stay_one_call() -> None:
+    """Upstreams that repeat the id (or, without ids, the name) on every fragment of one call."""
+    with_id = [_chunk(_fn("Read", '{"p":', index=0, id="call_1")), _chunk(_fn("Read", "1}", index=0, id="call_1"))]
+    without_id = [_chunk(_fn("Read", '{"p":', index=0)), _chunk(_fn("Read", "1}", index=0))]
+    for chunks in (with_id, without_id):
+        events = _feed(openai_chat.StreamDecoder(), *chunks, _chunk(finish="tool_calls"), b"[DONE]")
+        assert _calls(events) == [("Read", '{"p":1}')]
+
+
+@pytest.mark.parametrize(("arguments", "text"), [({"command": "ls -la"}, '{"command":"ls -la"}'), ([1, 2], "[1,2]")])
+def test_stream_object_arguments_are_serialised(arguments: Any, text: str) -> None:
+    """§5 row 1: arguments sent as a JSON value, not a string, are kept (compact, as decode_response does)."""
+    events = _feed(
+        openai_chat.StreamDecoder(),
+        _chunk(_fn("Bash", arguments, index=0, id="call_1")),
+        _chunk(finish="tool_calls"),
+        b"[DONE]",
+    )
+    assert _calls(events) == [("Bash", text)]
+    wire = {"choices": [{"message": {"tool_calls": [_fn("Bash", arguments, id="call_1")]}}]}
+    assert openai_chat.decode_response(wire).content == [ToolCall("call_1", "Bash", text)]
+
+
+def _streamed_thinking_blocks(events: list[canonical.Event]) -> list[Any]:
+    raw = openai_chat.StreamEncoder(StreamContext(model="m")).encode(events)
+    chunks = [orjson.loads(ev.data) for ev in SSEDecoder().feed(raw) if ev.data != b"[DONE]"]
+    return [b for c in chunks for choice in c["choices"] for b in choice["delta"].get("thinking_blocks", [])]
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        pytest.param([Reasoning("plan", signature="sig-A", provenance="anthropic_messages")], id="signed"),
+        pytest.param([Reasoning(signature="sig-only", provenance="anthropic_messages")], id="signature-only"),
+        pytest.param(
+            [
+                Reasoning("first", provenance="openai_chat"),
+                Reasoning(redacted="blob", provenance="anthropic_messages"),
+                Reasoning("after", provenance="openai_chat"),
+            ],
+            id="held-until-a-payload",
+        ),
+        pytest.param(
+            [Reasoning("from R", encrypted_content="enc", item_id="rs_1", provenance="openai_responses")],
+            id="encrypted",
+        ),
+        pytest.param(
+            [Reasoning("R via signature delta", signature="enc", provenance="openai_responses")],
+            id="foreign-signature",
+        ),
+        pytest.param([Reasoning("plain", provenance="openai_chat")], id="unsigned"),
+    ],
+)
+def test_stream_thinking_blocks_match_the_json_response(blocks: list[canonical.Block]) -> None:
+    """§4.3 step 4: a C stream exposes what ``encode_response`` puts in ``thinking_blocks`` (A
+    signatures and redacted data as is, anything else enveloped), one entry per block at its close."""
+    resp = CanonicalResponse(content=[*blocks, Text("answer")], stop_reason="end_turn")
+    message = openai_chat.encode_response(resp, StreamContext(model="m"))["choices"][0]["message"]
+    assert _streamed_thinking_blocks(canonical.response_to_events(resp)) == message.get("thinking_blocks", [])
+    history = {"model": "m", "messages": [{"role": "user", "content": "q"}, message]}
+    replayed = openai_chat.decode_request(history).messages[1].content
+    for sent, back in zip(blocks, replayed, strict=False):
+        assert isinstance(sent, Reasoning) and isinstance(back, Reasoning)
+        if sent.provenance == "anthropic_messages":
+            assert back == sent  # real signatures and redacted data come back verbatim
+        elif "thinking_blocks" in message:  # foreign payloads only ever come back enveloped
+            assert back.signature is None and back.encrypted_content == (sent.encrypted_content or sent.signature)
+
+
+def test_stream_thinking_blocks_carry_the_whole_block() -> None:
+    events: list[canonical.Event] = [
+        Start(),
+        BlockStart(0, Reasoning(provenance="anthropic_messages")),
+        Delta(0, "reasoning", "a"),
+        Delta(0, "reasoning", "b"),
+        Delta(0, "signature", "s1"),
+        Delta(0, "signature", "s2"),
+        BlockStop(0),
+        Finish("end_turn"),
+        End(),
+    ]
+    assert _streamed_thinking_blocks(events) == [{"type": "thinking", "thinking": "ab", "signature": "s1s2"}]
+
+
+def test_encode_request_sends_reasoning_text_only_to_c_upstreams() -> None:
+    """§2.9 rule 2: A signatures (and wireshift envelopes) are not sent to C upstreams; C client
+    requests carrying ``thinking_blocks`` still decode them."""
+    signed = Reasoning("plan", signature="sig-A", provenance="anthropic_messages")
+    history = [
+        Message("user", [Text("q")]),
+        Message("assistant", [signed, Reasoning(redacted="blob", provenance="anthropic_messages"), Text("a")]),
+    ]
+    body = openai_chat.encode_request(CanonicalRequest(model="m", messages=history), EncodeOptions())
+    assert body["messages"][1] == {"role": "assistant", "content": "a", "reasoning_content": "plan"}
+    client = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": "a",
+                "thinking_blocks": [{"type": "thinking", "thinking": "plan", "signature": "sig-A"}],
+            },
+        ],
+    }
+    assert openai_chat.decode_request(client).messages[1].content == [signed, Text("a")]
+
+
+def test_sanitize_passthrough_changes_nothing() -> None:
+    body = load("decode_request/thinking_blocks_refusal.json")["input"]
+    before = orjson.dumps(body)
+    assert openai_chat.sanitize_passthrough(body) == [] and orjson.dumps(body) == before

@@ -407,15 +407,21 @@ def test_stream_and_json_parity(direction: str, scenario: str) -> None:
     assert from_stream.id == from_json.id == RESPONSE_IDS[client_format]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="§4.3 step 4 gap: the C stream encoder drops signature deltas (no delta.thinking_blocks), so a "
-    "streaming C client cannot replay Anthropic thinking and the follow-up tool turn runs without thinking",
-)
 def test_c_stream_exposes_thinking_signatures() -> None:
+    """§4.3 step 4: a streaming C client gets the Anthropic signature as ``delta.thinking_blocks``
+    (what the JSON response carries), so it can replay the thinking on the follow-up tool turn."""
     plan, _ = plan_for("c_to_a", "06_reasoning_tool")
+    raw = run_stream("c_to_a", plan, read("c_to_a", "06_reasoning_tool", "upstream_stream.sse"))
+    streamed = [
+        block
+        for _, data in frames(raw)
+        if data != b"[DONE]"
+        for choice in orjson.loads(data)["choices"]
+        for block in choice["delta"].get("thinking_blocks", [])
+    ]
+    message = load("c_to_a", "06_reasoning_tool", "client_response.json")["choices"][0]["message"]
     signature = load("c_to_a", "06_reasoning_tool", "upstream_response.json")["content"][0]["signature"]
-    assert signature.encode() in run_stream("c_to_a", plan, read("c_to_a", "06_reasoning_tool", "upstream_stream.sse"))
+    assert streamed == message["thinking_blocks"] and streamed[0]["signature"] == signature
 
 
 # --------------------------------------------------------------------------- multi-turn

@@ -120,3 +120,47 @@ def test_unrouted_lists_known_prefixes_and_passthrough_when_allowed():
     assert plan.error is not None and "anth, chat, nvidia" in plan.error.message
     plan, up = plan_request(registry(), "openai_chat", body(model="gpt-4o"), passthrough_ok=True)
     assert plan.mode == "passthrough" and up is None
+
+
+def test_drop_params_and_openai_headers_stay_with_openai():
+    cfg = parse_config(
+        {
+            "backends": [
+                {
+                    "kind": "custom-openai-chat-compatible",
+                    "backend_prefix": "c",
+                    "base_url": "http://h/v1",
+                    "drop_params": ["reasoning_effort", "absent"],
+                }
+            ]
+        },
+        Path("t.yaml"),
+    )
+    raw = orjson.dumps({"model": "c:m", "reasoning_effort": "high", "messages": [{"role": "user", "content": "x"}]})
+    plan, up = plan_request(Registry.from_config(cfg, {}), "openai_chat", raw)
+    assert up is not None and "reasoning_effort" not in orjson.loads(up.body)
+    assert plan.notes == ["dropped reasoning_effort (drop_params)"]
+    assert "openai-organization" in up.drop_headers and "openai-project" in up.drop_headers
+    openai_cfg = parse_config({"backends": [{"kind": "openai", "api_keys": ["k"]}]}, Path("t.yaml"))
+    _, up = plan_request(Registry.from_config(openai_cfg, {}), "openai_chat", raw.replace(b"c:m", b"openai:m"))
+    assert up is not None and "openai-organization" not in up.drop_headers
+
+
+def test_translated_estimate_ignores_base64_length():
+    image = "data:image/png;base64," + "A" * 400_000
+    raw = orjson.dumps(
+        {
+            "model": "anth:m",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "x" * 400},
+                        {"type": "image_url", "image_url": {"url": image}},
+                    ],
+                }
+            ],
+        }
+    )
+    plan, _ = plan_request(registry({"ANTH_KEY": "k"}), "openai_chat", raw)
+    assert 1600 < plan.estimated_input_tokens < 2000  # 100 text tokens + one image, not 100k

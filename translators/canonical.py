@@ -448,12 +448,15 @@ class StreamContext:
     ``model`` is echoed to the client (the client's own model string). ``include_usage`` is
     ``CanonicalRequest.include_usage``. ``estimated_input_tokens`` feeds A's ``message_start``
     when the upstream reports usage only at the end. ``response_id`` overrides the minted id.
+    ``client`` names a known client whose quirks an encoder honours (``"codex"``,
+    ``"claude-code"``; ``None`` for any other), detected from headers by the addon.
     """
 
     model: str
     include_usage: bool = True
     estimated_input_tokens: int = 0
     response_id: str | None = None
+    client: str | None = None
 
 
 # --------------------------------------------------------------------------- helpers

@@ -30,6 +30,8 @@ log = logging.getLogger("wireshift")
 LLM_PATHS = {
     "/v1/chat/completions": "openai_chat",
     "/chat/completions": "openai_chat",
+    "/v1/responses": "openai_responses",
+    "/responses": "openai_responses",
     "/v1/messages": "anthropic_messages",
 }
 #: Hosts whose unrouted traffic passes through untouched in regular-proxy mode.
@@ -43,6 +45,16 @@ def _guess_format(flow: http.HTTPFlow) -> str:
     if "anthropic-version" in headers or "x-api-key" in headers or flow.request.path.startswith("/v1/messages"):
         return "anthropic_messages"
     return "openai_chat"
+
+
+def _known_client(headers: http.Headers) -> str | None:
+    """Which known client sent this (wire-formats.md §7.4: for quirks only, never for translation)."""
+    agent = headers.get("user-agent", "").lower()
+    if agent.startswith("codex") or "codex" in headers.get("originator", "").lower():
+        return "codex"
+    if agent.startswith("claude-cli"):
+        return "claude-code"
+    return None
 
 
 def _json_response(status: int, body: bytes, extra: dict[str, str] | None = None) -> http.Response:
@@ -181,7 +193,11 @@ class WireShift:
             return
         passthrough_ok = not reverse and req.pretty_host in VENDOR_HOSTS
         plan, upstream = plan_request(
-            self.registry, client_format, req.get_content(strict=False) or b"", passthrough_ok=passthrough_ok
+            self.registry,
+            client_format,
+            req.get_content(strict=False) or b"",
+            passthrough_ok=passthrough_ok,
+            client=_known_client(req.headers),
         )
         flow.metadata[METADATA_KEY] = plan.to_metadata()
         flow.comment = plan.summary()
@@ -355,6 +371,7 @@ class WireShift:
             model=plan.client_model,
             include_usage=plan.include_usage,
             estimated_input_tokens=plan.estimated_input_tokens,
+            client=plan.client,
         )
 
     @staticmethod

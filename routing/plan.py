@@ -80,6 +80,7 @@ class ExecutionPlan:
 
     request_id: str
     client_format: str
+    client: str | None = None
     mode: str = "local"
     client_model: str = ""
     client_stream: bool = False
@@ -137,16 +138,18 @@ def plan_request(
     *,
     passthrough_ok: bool = False,
     request_id: str | None = None,
+    client: str | None = None,
 ) -> tuple[ExecutionPlan, UpstreamRequest | None]:
     """Decide how to serve one LLM request.
 
     ``client_format`` is a ``translators.FORMATS`` name, ``body`` the client's raw JSON.
     ``passthrough_ok`` allows an unrouted request to go on untouched (regular-proxy mode toward
-    the vendor's own host). Returns the plan and the upstream request; the upstream request is
+    the vendor's own host). ``client`` names a known client (``"codex"``, ``"claude-code"``)
+    whose quirks the response encoders honour. Returns the plan and the upstream request; the upstream request is
     ``None`` for ``local`` (``plan.error`` says what to answer) and ``passthrough`` plans.
     Never raises for bad input.
     """
-    plan = ExecutionPlan(request_id=request_id or uuid.uuid4().hex, client_format=client_format)
+    plan = ExecutionPlan(request_id=request_id or uuid.uuid4().hex, client_format=client_format, client=client)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -1,37 +1,47 @@
-"""Reference backend for wireshift: a scripted OpenAI Chat Completions + Anthropic Messages server.
+"""Reference backend for wireshift: a scripted OpenAI Chat Completions, OpenAI Responses and Anthropic
+Messages server.
 
 An independent peer (aiohttp only, nothing from wireshift) that answers ``POST /v1/chat/completions``
-("C") and ``POST /v1/messages`` ("A"), streaming and not, with the wire shapes real OpenAI and
-Anthropic servers send. ``GET /v1/models`` lists the scenarios, ``GET /health`` answers 200,
-``POST /v1/messages/count_tokens`` estimates (4 chars per token),
-``GET /_emulator/requests`` returns the last 200 recorded requests (method, path, query, headers,
-body) and ``DELETE /_emulator/requests`` clears them.
+("C"), ``POST /v1/responses`` or ``POST /responses`` ("R") and ``POST /v1/messages`` ("A"), streaming
+and not, with the wire shapes real OpenAI and Anthropic servers send. ``GET /v1/models`` lists the
+scenarios, ``GET /health`` answers 200, ``POST /v1/messages/count_tokens`` estimates (4 chars per
+token), ``GET /_emulator/requests`` returns the last 200 recorded requests (method, path, query,
+headers, body) and ``DELETE /_emulator/requests`` clears them.
 
 The reply is picked by the request's ``model`` (the exact name or the part after the last ``/``,
 so ``acme/tool`` selects ``tool``); the header ``x-emulator-scenario`` overrides it; unknown names
-select ``text``. Every reply echoes the requested model. Scenarios (same content in C and A):
+select ``text``. Every reply echoes the requested model. Each scenario is defined once and rendered
+in C, A and R (R items: ``msg_emu_1``, ``rs_emu_1``, ``fc_emu_<n>`` with ``call_id`` ``call_emu_<n>``;
+R usage = C usage renamed, plus ``cache_write_tokens``). Scenarios:
 
 - ``text``: "Hello from the wireshift reference backend." (usage 12 in / 9 out).
 - ``echo``: the text of the last user message.
-- ``tool``: "Let me check." then one call to the request's first tool (else ``get_weather``) with
-  ``{"city": "Paris", "unit": "celsius"}``; ids ``call_emu_1`` / ``toolu_emu_1``.
+- ``tool``: "Let me check." then one call to the request's first function tool (R: a ``namespace``
+  tool's first function counts, and the call names the namespace; else ``get_weather``) with
+  ``{"city": "Paris", "unit": "celsius"}``; ids ``call_emu_1`` / ``toolu_emu_1`` / ``fc_emu_1``.
 - ``tools-parallel``: two calls, ``{"city": "Paris"}`` and ``{"city": "Tokyo"}``, no text
   (``call_emu_1``/``call_emu_2``, ``toolu_emu_1``/``toolu_emu_2``); C streams call 0 then call 1.
 - ``tools-interleaved``: as ``tools-parallel``, but the C stream interleaves the two calls' fragments.
 - ``reasoning``: reasoning "Let me think. 2+2=4." then "The answer is 4." (C ``reasoning_content``,
-  reasoning_tokens 6; A thinking block with signature ``emu-sig-1``).
+  reasoning_tokens 6; A thinking block with signature ``emu-sig-1``; R reasoning item with that
+  summary, and ``encrypted_content`` ``emu-enc-1`` when ``include`` asks for it).
 - ``agent``: when the conversation ends with a tool result (A: the last user message has a
-  ``tool_result``; C: a ``tool`` message after the last assistant turn), "Tool result received: <first
-  200 chars of the first such result>";
-  otherwise one call to ``Bash`` (else the first tool, else ``get_weather``) with
-  ``{"command": "echo wireshift-roundtrip", "description": "Print a marker"}``.
-- ``length``: "This reply was cut", finish ``length`` / ``max_tokens``.
-- ``usage-cache``: "Served from the prompt cache."; C prompt 100 (60 cached), completion 5; A input 30,
-  cache read 60, cache write 10, output 5.
+  ``tool_result``; C: a ``tool`` message, R: a ``function_call_output`` item, after the last assistant
+  output), "Tool result received: <first 200 chars of the first such result>"; otherwise one call to
+  ``Bash``, ``shell`` or ``exec_command`` (else the first tool, else ``get_weather``) with
+  ``{"command": "echo wireshift-roundtrip", "description": "Print a marker"}``, fitted to a tool
+  schema with a ``command`` or ``cmd`` property: the command goes there (as
+  ``["bash", "-lc", "echo wireshift-roundtrip"]`` if it is an array; Codex's ``exec_command`` takes
+  a ``cmd`` string) and ``description`` only if the schema has it.
+- ``length``: "This reply was cut", finish ``length`` / ``max_tokens`` / R ``incomplete``
+  (``max_output_tokens``; the stream ends with ``response.incomplete``).
+- ``usage-cache``: "Served from the prompt cache."; C/R prompt 100 (60 cached), completion 5; A input
+  30, cache read 60, cache write 10, output 5.
 - ``error-401|403|404|429|500|503|529``, ``error-400-context``: the format's HTTP error envelope
-  (429 adds ``Retry-After: 7``; 529 is 503 in C).
-- ``error-midstream``: a few text deltas, then the format's in-stream error frame (non-stream: 500).
-- ``cut``: half of the ``text`` stream, then a clean end of body with no finish/[DONE]/message_stop.
+  (429 adds ``Retry-After: 7``; 529 is 503 in C and R, which share the OpenAI envelope).
+- ``error-midstream``: a few text deltas, then the format's in-stream error frame (R:
+  ``response.failed`` with error ``server_error``); non-stream: 500.
+- ``cut``: half of the ``text`` stream, then a clean end of body with no terminal event.
 - ``drop``: half of the ``text`` stream, then the TCP connection is aborted mid-body.
 - ``slow`` / ``slow-<ms>``: ten deltas "tick 0 " .. "tick 9 ", paced 200 ms (or <ms>, or the
   ``x-emulator-pace-ms`` header); the first delta is flushed at once.
@@ -48,6 +58,8 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
+import itertools
 import json
 import re
 import secrets
@@ -63,7 +75,9 @@ from aiohttp import web
 TEXT = "Hello from the wireshift reference backend."
 WEATHER = {"city": "Paris", "unit": "celsius"}
 AGENT_ARGS = {"command": "echo wireshift-roundtrip", "description": "Print a marker"}
+AGENT_TOOLS = ("Bash", "shell", "exec_command")  # Claude Code's and Codex's shell tools
 SIGNATURE = "emu-sig-1"
+R_ENCRYPTED = "emu-enc-1"
 DEFAULT_PACE_MS = 200
 MAX_RECORDED = 200
 A_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -88,7 +102,7 @@ def _frags(s: str, size: int = 6) -> list[str]:
 
 @dataclass
 class Block:
-    """One piece of the reply: ``thinking``, ``text`` or ``tool`` (call number ``n``, 1-based)."""
+    """One piece of the reply: ``thinking``, ``text`` or ``tool``; ``n`` numbers the blocks of a kind from 1."""
 
     kind: str
     text: str = ""
@@ -96,6 +110,7 @@ class Block:
     args: dict[str, Any] | None = None
     n: int = 0
     pieces: list[str] | None = None
+    ns: str | None = None  # the R ``namespace`` tool the called function belongs to
 
     def deltas(self) -> list[str]:
         """The stream pieces: words, explicit pieces, or 6-character argument fragments."""
@@ -117,27 +132,62 @@ class Reply:
     reasoning: int = 0
 
     def __post_init__(self) -> None:
+        for i, b in enumerate(self.blocks):
+            b.n = b.n or 1 + sum(x.kind == b.kind for x in self.blocks[:i])
         if not self.output:
             chars = sum(len(b.text) + len(json.dumps(b.args or {})) for b in self.blocks)
             self.output = max(1, chars // 4)
 
 
 @dataclass
+class Tool:
+    """A function the request offers: name, JSON schema of its parameters, R namespace."""
+
+    name: str
+    params: Any = None
+    ns: str | None = None
+
+
+def parse_tools(fmt: str, raw: Any) -> list[Tool]:
+    """The request's function tools in order (C ``function``, A flat, R flat + ``namespace`` members)."""
+    found: list[Tool] = []
+    for t in raw if isinstance(raw, list) else []:
+        if not isinstance(t, dict):
+            continue
+        if fmt != "R":
+            f = t["function"] if isinstance(t.get("function"), dict) else t
+            found.append(Tool(str(f.get("name") or ""), f.get("parameters", f.get("input_schema"))))
+        elif t.get("type") == "function":
+            found.append(Tool(str(t.get("name") or ""), t.get("parameters")))
+        elif t.get("type") == "namespace":
+            inner = [f for f in t.get("tools") or [] if isinstance(f, dict) and f.get("type") == "function"]
+            found += [Tool(str(f.get("name") or ""), f.get("parameters"), str(t.get("name") or "")) for f in inner]
+    return [t for t in found if t.name]
+
+
+@dataclass
 class Ctx:
-    """What the scenarios may look at: the format ("C"/"A"), the parsed body and tool names."""
+    """What the scenarios may look at: the format ("C"/"A"/"R"), the parsed body and its function tools."""
 
     fmt: str
     body: dict[str, Any]
-    tools: list[str] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
 
-    def tool(self, prefer: str | None = None) -> str:
-        """``prefer`` if the request offers it, else its first tool, else ``get_weather``."""
-        if prefer and prefer in self.tools:
-            return prefer
-        return self.tools[0] if self.tools else "get_weather"
+    def call(self, n: int, args: Callable[[Any], dict[str, Any]], prefer: tuple[str, ...] = ()) -> Block:
+        """Call ``n`` of the first ``prefer`` name offered, else the first tool, else ``get_weather``."""
+        tool = next((t for p in prefer for t in self.tools if t.name == p), None)
+        tool = tool or (self.tools[0] if self.tools else Tool("get_weather"))
+        return Block("tool", name=tool.name, args=args(tool.params), n=n, ns=tool.ns)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """C/A ``messages``, or the R ``input`` items (a string input is one user message)."""
+        msgs = self.body.get("input" if self.fmt == "R" else "messages")
+        if isinstance(msgs, str):
+            return [{"role": "user", "content": msgs}]
+        return [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
 
 
-def _content_text(content: Any, kinds: tuple[str, ...] = ("text",)) -> str:
+def _content_text(content: Any, kinds: tuple[str, ...] = ("text", "input_text", "output_text")) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -146,24 +196,25 @@ def _content_text(content: Any, kinds: tuple[str, ...] = ("text",)) -> str:
 
 
 def _last_user_text(ctx: Ctx) -> str:
-    for m in reversed(ctx.body.get("messages") or []):
-        if isinstance(m, dict) and m.get("role") == "user":
+    for m in reversed(ctx.messages()):
+        if m.get("role") == "user":
             return _content_text(m.get("content"))
     return ""
 
 
 def _tool_result_text(ctx: Ctx) -> str | None:
     """Text of the tool result that ends the conversation, or None when it does not end with one."""
-    msgs = [m for m in ctx.body.get("messages") or [] if isinstance(m, dict)]
-    if ctx.fmt == "C":
-        # the tool messages after the last assistant turn (a translated A turn may add user text after them)
+    msgs = ctx.messages()
+    if ctx.fmt != "A":
+        # C tool messages / R *_call_output items after the last assistant output (a translated A turn may
+        # add user text after them); R assistant output is a message, a reasoning item or a *_call item
         tail: list[dict[str, Any]] = []
         for m in reversed(msgs):
-            if m.get("role") == "assistant":
+            if m.get("role") == "assistant" or m.get("type") == "reasoning" or str(m.get("type")).endswith("_call"):
                 break
             tail.insert(0, m)
-        tools = [m for m in tail if m.get("role") == "tool"]
-        return _content_text(tools[0].get("content")) if tools else None
+        results = [m for m in tail if m.get("role") == "tool" or str(m.get("type")).endswith("_call_output")]
+        return _content_text(results[0].get("output", results[0].get("content"))) if results else None
     if msgs and msgs[-1].get("role") == "user" and isinstance(msgs[-1].get("content"), list):
         for b in msgs[-1]["content"]:
             if isinstance(b, dict) and b.get("type") == "tool_result":
@@ -171,15 +222,30 @@ def _tool_result_text(ctx: Ctx) -> str | None:
     return None
 
 
+def _agent_args(schema: Any) -> dict[str, Any]:
+    """AGENT_ARGS fitted to a schema with a ``command``/``cmd`` property (an argv if it is an array)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    key = next((k for k in ("command", "cmd") if isinstance(props, dict) and k in props), None)
+    if not isinstance(props, dict) or key is None:
+        return dict(AGENT_ARGS)
+    kind = props[key].get("type") if isinstance(props[key], dict) else None
+    argv = kind == "array" or (isinstance(kind, list) and "array" in kind)
+    cmd = AGENT_ARGS["command"]
+    args: dict[str, Any] = {key: ["bash", "-lc", cmd] if argv else cmd}
+    if "description" in props:
+        args["description"] = AGENT_ARGS["description"]
+    return args
+
+
 def _agent(ctx: Ctx) -> Reply:
     result = _tool_result_text(ctx)
     if result is not None:
         return Reply([Block("text", "Tool result received: " + result[:200])])
-    return Reply([Block("tool", name=ctx.tool("Bash"), args=AGENT_ARGS, n=1)], "tool_calls")
+    return Reply([ctx.call(1, _agent_args, AGENT_TOOLS)], "tool_calls")
 
 
 def _parallel(ctx: Ctx) -> Reply:
-    calls = [Block("tool", name=ctx.tool(), args={"city": c}, n=i) for i, c in enumerate(("Paris", "Tokyo"), 1)]
+    calls = [ctx.call(i, lambda _, c=c: {"city": c}) for i, c in enumerate(("Paris", "Tokyo"), 1)]
     return Reply(calls, "tool_calls", output=20)
 
 
@@ -187,7 +253,7 @@ SCENARIOS: dict[str, Callable[[Ctx], Reply]] = {
     "text": lambda ctx: Reply([Block("text", TEXT)], output=9),
     "echo": lambda ctx: Reply([Block("text", _last_user_text(ctx) or "(no user text)")]),
     "tool": lambda ctx: Reply(
-        [Block("text", "Let me check."), Block("tool", name=ctx.tool(), args=WEATHER, n=1)], "tool_calls", output=18
+        [Block("text", "Let me check."), ctx.call(1, lambda _: dict(WEATHER))], "tool_calls", output=18
     ),
     "tools-parallel": _parallel,
     "tools-interleaved": _parallel,
@@ -412,6 +478,134 @@ def a_stream(r: Reply, model: str, rid: str) -> list[Event]:
     return events
 
 
+# ----------------------------------------------------------------------------- OpenAI Responses (R)
+
+# echoed request parameters of the ``response`` object, with the defaults OpenAI reports
+R_ECHO: dict[str, Any] = {
+    "instructions": None,
+    "max_output_tokens": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": None,
+    "store": True,
+    "temperature": 1.0,
+    "text": {"format": {"type": "text"}},
+    "tool_choice": "auto",
+    "top_p": 1.0,
+    "truncation": "disabled",
+}
+
+
+def r_usage(r: Reply) -> dict[str, Any]:
+    """The R ``usage`` object (``input_tokens`` includes cached tokens, as in C)."""
+    return {
+        "input_tokens": r.prompt,
+        "input_tokens_details": {"cached_tokens": r.cache_read, "cache_write_tokens": r.cache_write},
+        "output_tokens": r.output,
+        "output_tokens_details": {"reasoning_tokens": r.reasoning},
+        "total_tokens": r.prompt + r.output,
+    }
+
+
+def r_item(b: Block, status: str, encrypted: bool, empty: bool = False) -> dict[str, Any]:
+    """An R output item; ``empty`` gives the ``output_item.added`` form."""
+    if b.kind == "thinking":
+        item: dict[str, Any] = {"id": f"rs_emu_{b.n}", "type": "reasoning", "summary": []}
+        if not empty:
+            item["summary"] = [{"type": "summary_text", "text": b.text}]
+            if encrypted:
+                item["encrypted_content"] = R_ENCRYPTED
+        return item
+    if b.kind == "text":
+        content = [] if empty else [{"type": "output_text", "text": b.text, "annotations": []}]
+        status = "in_progress" if empty else status
+        return {"id": f"msg_emu_{b.n}", "type": "message", "role": "assistant", "status": status, "content": content}
+    item = {
+        "id": f"fc_emu_{b.n}",
+        "type": "function_call",
+        "call_id": f"call_emu_{b.n}",
+        "name": b.name,
+        "arguments": "" if empty else json.dumps(b.args),
+        "status": "in_progress" if empty else "completed",
+    }
+    return {**item, "namespace": b.ns} if b.ns else item
+
+
+def r_json(r: Reply, model: str, rid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The non-streaming ``response`` object (also the payload of the stream's terminal event)."""
+    encrypted = "reasoning.encrypted_content" in (body.get("include") or [])
+    done = r.finish != "length"
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed" if done else "incomplete",
+        "background": False,
+        "error": None,
+        "incomplete_details": None if done else {"reason": "max_output_tokens"},
+        "model": model,
+        "output": [r_item(b, "completed" if done else "incomplete", encrypted) for b in r.blocks],
+        "output_text": "".join(b.text for b in r.blocks if b.kind == "text"),
+        **{k: body.get(k, default) for k, default in R_ECHO.items()},
+        "tools": [],
+        "usage": r_usage(r),
+    }
+
+
+def r_frame(kind: str, seq: int, **fields: Any) -> str:
+    return f"event: {kind}\ndata: {_dumps({'type': kind, 'sequence_number': seq, **fields})}\n\n"
+
+
+def r_skeleton(full: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The ``response`` of ``response.created`` / ``in_progress`` (and ``failed``, with ``changes``)."""
+    skel = {k: v for k, v in full.items() if k != "output_text"}
+    return {**skel, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None, **changes}
+
+
+def r_stream(r: Reply, model: str, rid: str, body: dict[str, Any]) -> list[Event]:
+    """The Responses SSE events, ``response.created`` .. ``response.completed`` / ``response.incomplete``."""
+    full = r_json(r, model, rid, body)
+    seq = itertools.count()
+
+    def ev(kind: str, is_delta: bool = False, /, **fields: Any) -> Event:
+        return is_delta, r_frame(f"response.{kind}", next(seq), **fields)
+
+    events = [ev("created", response=r_skeleton(full)), ev("in_progress", response=r_skeleton(full))]
+    for o, (b, item) in enumerate(zip(r.blocks, full["output"], strict=True)):
+        at = {"item_id": item["id"], "output_index": o}
+        events.append(ev("output_item.added", output_index=o, item=r_item(b, "", False, empty=True)))
+        if b.kind == "thinking":
+            at["summary_index"] = 0
+            part = item["summary"][0]
+            events.append(ev("reasoning_summary_part.added", **at, part={**part, "text": ""}))
+            events += [ev("reasoning_summary_text.delta", True, **at, delta=p) for p in b.deltas()]
+            events.append(ev("reasoning_summary_text.done", **at, text=b.text))
+            events.append(ev("reasoning_summary_part.done", **at, part=part))
+        elif b.kind == "text":
+            at["content_index"] = 0
+            part = item["content"][0]
+            events.append(ev("content_part.added", **at, part={**part, "text": ""}))
+            events += [ev("output_text.delta", True, **at, delta=p, logprobs=[]) for p in b.deltas()]
+            events.append(ev("output_text.done", **at, text=b.text, logprobs=[]))
+            events.append(ev("content_part.done", **at, part=part))
+        else:
+            events += [ev("function_call_arguments.delta", True, **at, delta=p) for p in b.deltas()]
+            events.append(ev("function_call_arguments.done", **at, arguments=item["arguments"]))
+        events.append(ev("output_item.done", output_index=o, item=item))
+    events.append(ev(full["status"], response=full))
+    return events
+
+
+def midstream_error(fmt: str, r: Reply, model: str, rid: str, body: dict[str, Any], seq: int) -> str:
+    """The in-stream error frame of ``error-midstream`` (R: ``response.failed`` as event ``seq``)."""
+    if fmt != "R":
+        return MIDSTREAM_ERROR[fmt]
+    error = {"code": "server_error", "message": "Upstream overloaded"}
+    skeleton = r_skeleton(r_json(r, model, rid, body), status="failed", error=error)
+    return r_frame("response.failed", seq, response=skeleton)
+
+
 # ----------------------------------------------------------------------------- HTTP
 
 
@@ -432,7 +626,7 @@ def error_response(fmt: str, name: str, model: str, rid: str) -> web.Response:
     """The HTTP error of an ``error-*`` scenario in the format's envelope."""
     c_status, c_type, c_code, c_msg, a_status, a_type, a_msg = ERRORS[name]
     extra = {"Retry-After": "7"} if name == "error-429" else {}
-    if fmt == "C":
+    if fmt != "A":
         body = {"error": {"message": c_msg.format(model=model), "type": c_type, "param": None, "code": c_code}}
         return _json(body, c_status, rid, extra)
     body = {"type": "error", "error": {"type": a_type, "message": a_msg.format(model=model)}, "request_id": rid}
@@ -440,7 +634,7 @@ def error_response(fmt: str, name: str, model: str, rid: str) -> web.Response:
 
 
 def _bad_request(fmt: str, message: str, rid: str) -> web.Response:
-    if fmt == "C":
+    if fmt != "A":
         return _json(
             {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}, 400, rid
         )
@@ -450,8 +644,9 @@ def _bad_request(fmt: str, message: str, rid: str) -> web.Response:
 
 
 async def _write_stream(
-    request: web.Request, events: list[Event], mode: str, fmt: str, pace_ms: int, rid: str
+    request: web.Request, events: list[Event], mode: str, fail: Callable[[int], str], pace_ms: int, rid: str
 ) -> web.StreamResponse:
+    """Write the frames as ``mode`` says; ``fail(n)`` is the in-stream error frame after ``n`` frames."""
     headers = {
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache",
@@ -468,7 +663,7 @@ async def _write_stream(
             events = events[: len(events) // 2]
         elif mode == "error-midstream":
             third = [i for i, (is_delta, _) in enumerate(events) if is_delta][2]
-            events = [*events[: third + 1], (False, MIDSTREAM_ERROR[fmt])]
+            events = [*events[: third + 1], (False, fail(third + 1))]
         writes, seen = [], 0
         for is_delta, frame in events:  # slow: pause before every delta but the first
             writes.append((pace_ms / 1000 if mode == "slow" and is_delta and seen else 0.0, frame.encode()))
@@ -490,8 +685,9 @@ async def _write_stream(
 
 
 async def handle_generate(request: web.Request) -> web.StreamResponse:
-    """``POST /v1/chat/completions`` and ``POST /v1/messages``: run the selected scenario."""
-    fmt = "C" if request.path.rstrip("/").endswith("chat/completions") else "A"
+    """``POST /v1/chat/completions``, ``/v1/messages``, ``/v1/responses``: run the selected scenario."""
+    path = request.path.rstrip("/")
+    fmt = "C" if path.endswith("chat/completions") else "R" if path.endswith("responses") else "A"
     rid = f"req_emu_{secrets.token_hex(8)}"
     try:
         body = json.loads(await request.read())
@@ -504,25 +700,23 @@ async def handle_generate(request: web.Request) -> web.StreamResponse:
     stream = body.get("stream") is True
     if name in ERRORS or (name == "error-midstream" and not stream):
         return error_response(fmt, "error-500" if name == "error-midstream" else name, model, rid)
-    raw = body.get("tools")
-    raw_tools = [t for t in raw if isinstance(t, dict)] if isinstance(raw, list) else []
-    tools = [str((t["function"] if isinstance(t.get("function"), dict) else t).get("name") or "") for t in raw_tools]
-    ctx = Ctx(fmt, body, [t for t in tools if t])
-    reply = SCENARIOS[STREAM_MODES.get(name, name)](ctx)
+    reply = SCENARIOS[STREAM_MODES.get(name, name)](Ctx(fmt, body, parse_tools(fmt, body.get("tools"))))
     header_pace = request.headers.get("x-emulator-pace-ms", "")
     pace = int(header_pace) if header_pace.isdigit() else slow_pace if slow_pace is not None else DEFAULT_PACE_MS
-    resp_id = ("chatcmpl-emu" if fmt == "C" else "msg_emu") + secrets.token_hex(10)
+    resp_id = {"C": "chatcmpl-emu", "A": "msg_emu", "R": "resp_emu"}[fmt] + secrets.token_hex(10)
     if not stream:
         if name == "slow":
             await asyncio.sleep(pace * len(reply.blocks[0].deltas()) / 1000)
-        obj = c_json(reply, model, resp_id) if fmt == "C" else a_json(reply, model, resp_id)
-        return _json(obj, 200, rid)
+        if fmt == "R":
+            return _json(r_json(reply, model, resp_id, body), 200, rid)
+        return _json((c_json if fmt == "C" else a_json)(reply, model, resp_id), 200, rid)
     if fmt == "C":
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = c_stream(reply, model, resp_id, include_usage, interleave=name == "tools-interleaved")
     else:
-        events = a_stream(reply, model, resp_id)
-    return await _write_stream(request, events, name, fmt, pace, rid)
+        events = a_stream(reply, model, resp_id) if fmt == "A" else r_stream(reply, model, resp_id, body)
+    fail = functools.partial(midstream_error, fmt, reply, model, resp_id, body)
+    return await _write_stream(request, events, name, fail, pace, rid)
 
 
 async def handle_count_tokens(request: web.Request) -> web.Response:
@@ -589,6 +783,8 @@ def make_app() -> web.Application:
     app[REQUESTS] = collections.deque(maxlen=MAX_RECORDED)
     app.router.add_post("/v1/chat/completions", handle_generate)
     app.router.add_post("/v1/messages", handle_generate)
+    app.router.add_post("/v1/responses", handle_generate)
+    app.router.add_post("/responses", handle_generate)
     app.router.add_post("/v1/messages/count_tokens", handle_count_tokens)
     app.router.add_get("/v1/models", handle_models)
     app.router.add_get("/health", handle_health)
@@ -622,7 +818,9 @@ async def _main(host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: ``python scripts/emulator.py [--host H] [--port P]``."""
-    parser = argparse.ArgumentParser(description="wireshift reference backend (OpenAI Chat + Anthropic Messages)")
+    parser = argparse.ArgumentParser(
+        description="wireshift reference backend (OpenAI Chat and Responses, Anthropic Messages)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Pure wire-format translators: canonical model, SSE codec, one module per wire format.
 
-Each format module (``openai_chat``, ``anthropic_messages``; ``openai_responses`` later)
+Each format module (``openai_chat``, ``openai_responses``, ``anthropic_messages``)
 exports the same surface, so callers pick a module by format name (``get_format``):
 
 - ``FORMAT``: the format's name;
@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FORMATS = ("openai_chat", "anthropic_messages")
+FORMATS = ("openai_chat", "openai_responses", "anthropic_messages")
 
 
 def get_format(name: str) -> ModuleType:

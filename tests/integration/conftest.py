@@ -99,6 +99,10 @@ backends:
     backend_prefix: emu-chat
     base_url: {emu}/v1
     api_keys: [backend-key-chat]
+  - kind: custom-openai-responses-compatible
+    backend_prefix: emu-responses
+    base_url: {emu}/v1
+    api_keys: [backend-key-responses]
   - kind: custom-anthropic-compatible
     backend_prefix: emu-anthropic
     base_url: {emu}

@@ -15,9 +15,16 @@ def custom(prefix="acme", kind="custom-openai-chat-compatible", **kw):
 
 def test_default_config_loads_and_expands_env():
     cfg = load_config(DEFAULT_CONFIG_PATH, env={"WIRESHIFT_EMULATOR_URL": "http://127.0.0.1:9999"})
-    assert [b.prefix for b in cfg.backends] == ["ref-chat", "ref-anthropic", "nvidia", "openrouter", "huggingface"]
+    assert [b.prefix for b in cfg.backends] == [
+        "ref-chat",
+        "ref-responses",
+        "ref-anthropic",
+        "nvidia",
+        "openrouter",
+        "huggingface",
+    ]
     assert cfg.backends[0].base_url == "http://127.0.0.1:9999/v1"
-    assert cfg.backends[1].base_url == "http://127.0.0.1:9999"
+    assert cfg.backends[2].base_url == "http://127.0.0.1:9999"
     assert cfg.routing.default_backend == "ref-chat"
 
 

@@ -268,7 +268,11 @@ class WireShift:
             resp.stream = plan.mode == "same-format" and resp.status_code < 400 and bool(resp.stream)
             return
         translator = StreamTranslator(
-            plan.upstream_format or "", plan.client_format, self._stream_context(plan), plan.tool_names
+            plan.upstream_format or "",
+            plan.client_format,
+            self._stream_context(plan),
+            plan.tool_names,
+            plan.custom_tools,
         )
         self._streams[flow.id] = translator
         resp.stream = _stream_callable(translator, encoding)
@@ -323,7 +327,9 @@ class WireShift:
         try:
             if "text/event-stream" in resp.headers.get("content-type", ""):
                 # an upstream stream we could not re-encode on the fly (e.g. brotli): whole body
-                translator = StreamTranslator(plan.upstream_format or "", plan.client_format, ctx_, plan.tool_names)
+                translator = StreamTranslator(
+                    plan.upstream_format or "", plan.client_format, ctx_, plan.tool_names, plan.custom_tools
+                )
                 out = translator.feed(body) + translator.close()
                 self._annotate(flow, plan, translator.usage, translator.error)
                 resp.headers.pop("content-encoding", None)
@@ -331,12 +337,12 @@ class WireShift:
                 return
             if plan.client_stream:
                 out, canonical = synthesize_stream(
-                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names
+                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names, plan.custom_tools
                 )
                 resp.headers["content-type"] = "text/event-stream"
             else:
                 out, canonical = translate_response(
-                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names
+                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names, plan.custom_tools
                 )
                 resp.headers["content-type"] = "application/json"
         except Exception as exc:

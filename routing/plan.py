@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from config.models import BackendKind
-from routing.backends import MESSAGES, BackendSpec, Registry
+from routing.backends import MESSAGES, RESPONSES, BackendSpec, Registry
 from routing.quirks import apply_request_quirks
 from translators import FORMATS, get_format
 from translators.canonical import (
@@ -30,6 +30,7 @@ from translators.canonical import (
     ToolCall,
     TranslationError,
     estimate_input_tokens,
+    functionize_custom_tools,
     shorten_tool_name,
 )
 
@@ -74,8 +75,9 @@ class ExecutionPlan:
     model, URL and credentials change), ``passthrough`` (unrouted request to the vendor's own
     host, forwarded untouched) or ``local`` (answered by the proxy: ``error`` is set).
     ``credential`` is a key *fingerprint*, never the key. ``tool_names`` maps shortened tool
-    names sent upstream back to the client's originals. ``notes`` lists adjustments made
-    (clamps, drops) for inspection.
+    names sent upstream back to the client's originals; ``custom_tools`` names the client's
+    freeform tools sent upstream as functions, whose calls are turned back into custom calls.
+    ``notes`` lists adjustments made (clamps, drops) for inspection.
     """
 
     request_id: str
@@ -93,6 +95,7 @@ class ExecutionPlan:
     include_usage: bool = True
     estimated_input_tokens: int = 0
     tool_names: dict[str, str] = field(default_factory=dict)
+    custom_tools: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: CanonicalError | None = None
 
@@ -253,6 +256,8 @@ def _translate_request(
     plan.include_usage = req.include_usage
     plan.estimated_input_tokens = estimate_input_tokens(req)
     plan.tool_names = _shorten_tool_names(req)
+    if upstream_format != RESPONSES:
+        plan.custom_tools = functionize_custom_tools(req)
     default_max = backend.default_max_tokens or 32000
     if backend.max_output_tokens is not None:
         default_max = min(default_max, backend.max_output_tokens)

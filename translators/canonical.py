@@ -495,6 +495,41 @@ def shorten_tool_name(name: str, limit: int = 64) -> str:
     return name[:55] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
+#: The function schema a freeform (``custom``) tool gets in formats without custom tools.
+CUSTOM_TOOL_PARAMETERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "description": "The raw input for the tool."}},
+    "required": ["input"],
+}
+
+
+def functionize_custom_tools(req: CanonicalRequest) -> list[str]:
+    """Turn R ``custom`` (freeform) tools into function tools with one string ``input``
+    (wire-formats.md §2.4), in ``tools`` and in history calls (raw input -> ``{"input": raw}``).
+    Returns the tool names converted, so responses can turn calls back (``custom_input``)."""
+    names: list[str] = []
+    for tool in req.tools:
+        if tool.kind == "custom":
+            tool.kind = "function"
+            tool.parameters = {**CUSTOM_TOOL_PARAMETERS}
+            names.append(tool.name)
+    for msg in req.messages:
+        for block in msg.content:
+            if isinstance(block, ToolCall) and block.kind == "custom":
+                block.kind = "function"
+                block.arguments = dump_arguments({"input": block.arguments})
+    return names
+
+
+def custom_input(arguments: str) -> str:
+    """The raw input of a call to a functionized custom tool: ``{"input": raw}`` -> ``raw``
+    (other argument shapes are returned unchanged)."""
+    value = parse_arguments(arguments)
+    if isinstance(value, dict) and isinstance(value.get("input"), str):
+        return str(value["input"])
+    return arguments
+
+
 #: Rough token costs of media, which must not be counted by their base64 length.
 IMAGE_TOKENS = 1600
 DOCUMENT_TOKENS = 3000

@@ -51,6 +51,7 @@ from translators.canonical import (
     TranslationError,
     Usage,
     UsageEvent,
+    dump_arguments,
     new_id,
     pack_signature,
     unpack_signature,
@@ -314,7 +315,7 @@ def _arguments(spec: dict[str, Any], kind: str) -> str | None:
     """A call's (fragment of) arguments as text; some upstreams send an object: compact JSON."""
     args = spec.get("input" if kind == "custom" else "arguments")
     if isinstance(args, (dict, list)):
-        return orjson.dumps(args).decode()
+        return dump_arguments(args)
     return _str(args)
 
 

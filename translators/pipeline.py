@@ -12,13 +12,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import orjson
 
 from translators import get_format
 from translators.canonical import (
     BlockStart,
+    BlockStop,
     CanonicalError,
     CanonicalResponse,
+    Delta,
     End,
     ErrorEvent,
     Event,
@@ -27,15 +31,26 @@ from translators.canonical import (
     ToolCall,
     Usage,
     UsageEvent,
+    custom_input,
     response_to_events,
 )
 from translators.sse import SSEDecoder
 
 
-def _rename_tools(blocks: list, tool_names: dict[str, str]) -> None:
+def _restore_call(call: ToolCall, tool_names: dict[str, str], custom_tools: frozenset[str]) -> bool:
+    """Give a call back its client-side name (shortened upstream) and kind (a client custom tool
+    sent upstream as a function). True when the call is such a custom call."""
+    call.name = tool_names.get(call.name, call.name)
+    if call.name in custom_tools and call.kind == "function":
+        call.kind = "custom"
+        return True
+    return False
+
+
+def _restore_calls(blocks: list, tool_names: dict[str, str], custom_tools: frozenset[str]) -> None:
     for block in blocks:
-        if isinstance(block, ToolCall) and block.name in tool_names:
-            block.name = tool_names[block.name]
+        if isinstance(block, ToolCall) and _restore_call(block, tool_names, custom_tools):
+            block.arguments = custom_input(block.arguments)
 
 
 class StreamTranslator:
@@ -46,15 +61,35 @@ class StreamTranslator:
     ``error`` record what went by, for inspection.
     """
 
-    __slots__ = ("_decoder", "_done", "_encoder", "_sse", "_tool_names", "error", "stop_reason", "usage")
+    __slots__ = (
+        "_custom_args",
+        "_custom_index",
+        "_custom_tools",
+        "_decoder",
+        "_done",
+        "_encoder",
+        "_sse",
+        "_tool_names",
+        "error",
+        "stop_reason",
+        "usage",
+    )
 
     def __init__(
-        self, upstream_format: str, client_format: str, ctx: StreamContext, tool_names: dict[str, str] | None = None
+        self,
+        upstream_format: str,
+        client_format: str,
+        ctx: StreamContext,
+        tool_names: dict[str, str] | None = None,
+        custom_tools: Collection[str] = (),
     ) -> None:
         self._sse = SSEDecoder()
         self._decoder = get_format(upstream_format).StreamDecoder()
         self._encoder = get_format(client_format).StreamEncoder(ctx)
         self._tool_names = tool_names or {}
+        self._custom_tools = frozenset(custom_tools)
+        self._custom_index: int | None = None  # the open custom call whose arguments are buffered
+        self._custom_args: list[str] = []
         self._done = False
         self.usage: Usage | None = None
         self.stop_reason: str | None = None
@@ -98,12 +133,29 @@ class StreamTranslator:
         """The upstream failed at the transport level: the client format's error frame."""
         return b"" if self._done else self._fail(message)
 
-    def _emit(self, events: list[Event]) -> bytes:
+    def _restore(self, events: list[Event]) -> list[Event]:
+        """Client-side tool names, and custom calls whose ``{"input": raw}`` arguments are
+        buffered until the block closes and then given as the raw input."""
+        out: list[Event] = []
         for ev in events:
-            if isinstance(ev, BlockStart):
-                if self._tool_names and isinstance(ev.block, ToolCall):
-                    _rename_tools([ev.block], self._tool_names)
-            elif isinstance(ev, UsageEvent):
+            if isinstance(ev, BlockStart) and isinstance(ev.block, ToolCall):
+                if _restore_call(ev.block, self._tool_names, self._custom_tools):
+                    self._custom_index, self._custom_args = ev.index, []
+            elif self._custom_index is not None and getattr(ev, "index", None) == self._custom_index:
+                if isinstance(ev, Delta):
+                    self._custom_args.append(ev.value)
+                    continue
+                if isinstance(ev, BlockStop):
+                    out.append(Delta(ev.index, "arguments", custom_input("".join(self._custom_args))))
+                    self._custom_index = None
+            out.append(ev)
+        return out
+
+    def _emit(self, events: list[Event]) -> bytes:
+        if self._tool_names or self._custom_tools:
+            events = self._restore(events)
+        for ev in events:
+            if isinstance(ev, UsageEvent):
                 self.usage = ev.usage
             elif isinstance(ev, Finish):
                 self.stop_reason = ev.stop_reason
@@ -125,10 +177,12 @@ class StreamTranslator:
             return b""
 
 
-def _decode_whole(upstream_format: str, body: bytes, tool_names: dict[str, str] | None) -> CanonicalResponse:
+def _decode_whole(
+    upstream_format: str, body: bytes, tool_names: dict[str, str] | None, custom_tools: Collection[str]
+) -> CanonicalResponse:
     resp: CanonicalResponse = get_format(upstream_format).decode_response(orjson.loads(body))
-    if tool_names:
-        _rename_tools(resp.content, tool_names)
+    if tool_names or custom_tools:
+        _restore_calls(resp.content, tool_names or {}, frozenset(custom_tools))
     return resp
 
 
@@ -138,10 +192,11 @@ def translate_response(
     body: bytes,
     ctx: StreamContext,
     tool_names: dict[str, str] | None = None,
+    custom_tools: Collection[str] = (),
 ) -> tuple[bytes, CanonicalResponse]:
     """Re-encode a whole non-streaming response body. Raises ``ValueError`` (incl. JSON errors)
     or ``TranslationError`` for bodies it cannot read."""
-    resp = _decode_whole(upstream_format, body, tool_names)
+    resp = _decode_whole(upstream_format, body, tool_names, custom_tools)
     return orjson.dumps(get_format(client_format).encode_response(resp, ctx)), resp
 
 
@@ -151,9 +206,10 @@ def synthesize_stream(
     body: bytes,
     ctx: StreamContext,
     tool_names: dict[str, str] | None = None,
+    custom_tools: Collection[str] = (),
 ) -> tuple[bytes, CanonicalResponse]:
     """A whole upstream body replayed as the client's SSE stream (delivered in one piece)."""
-    resp = _decode_whole(upstream_format, body, tool_names)
+    resp = _decode_whole(upstream_format, body, tool_names, custom_tools)
     encoder = get_format(client_format).StreamEncoder(ctx)
     return encoder.encode(response_to_events(resp)), resp
 

@@ -499,3 +499,105 @@ def test_minted_ids_carry_the_client_prefix(direction: str) -> None:
         if d != b"[DONE]"
     }
     assert ids - {None} == {f"{ID_PREFIX[client_format]}gen2"}
+
+
+# ----------------------------------------------------------------------------- freeform (custom) tools
+
+
+def _custom_request() -> dict:
+    return {
+        "model": "chat:m",
+        "stream": True,
+        "input": [
+            {"role": "user", "content": "patch it"},
+            {"type": "custom_tool_call", "call_id": "call_0", "name": "apply_patch", "input": "*** Begin Patch\n"},
+            {"type": "custom_tool_call_output", "call_id": "call_0", "output": "ok"},
+        ],
+        "tools": [{"type": "custom", "name": "apply_patch", "description": "Apply a patch"}],
+    }
+
+
+def test_custom_tools_go_upstream_as_functions_and_come_back_custom():
+    """Codex's apply_patch is freeform: toward Chat it is a function with one string ``input``,
+    and the call coming back is a ``custom_tool_call`` with the raw input again (§2.4)."""
+    from routing.plan import plan_request as plan_it
+    from translators.canonical import StreamContext as Ctx
+
+    plan, up = plan_it(registry(), "openai_responses", orjson.dumps(_custom_request()))
+    assert up is not None and plan.custom_tools == ["apply_patch"]
+    sent = orjson.loads(up.body)
+    tool = sent["tools"][0]
+    assert tool["type"] == "function" and tool["function"]["parameters"]["required"] == ["input"]
+    history_call = sent["messages"][1]["tool_calls"][0]
+    assert orjson.loads(history_call["function"]["arguments"]) == {"input": "*** Begin Patch\n"}
+
+    raw = '{"input":"*** Begin Patch\\n*** End Patch"}'
+    chunks = [
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "apply_patch", "arguments": ""},
+                            }
+                        ],
+                    },
+                }
+            ]
+        },
+        *[
+            {
+                "choices": [
+                    {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": raw[i : i + 7]}}]}}
+                ]
+            }
+            for i in range(0, len(raw), 7)
+        ],
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    sse = (
+        b"".join(b"data: " + orjson.dumps({"id": "c", "model": "m", **c}) + b"\n\n" for c in chunks)
+        + b"data: [DONE]\n\n"
+    )
+    tr = StreamTranslator(
+        "openai_chat", "openai_responses", Ctx("chat:m", response_id="resp_1"), plan.tool_names, plan.custom_tools
+    )
+    out = (tr.feed(sse) + tr.close()).decode()
+    done = [
+        orjson.loads(line[6:])
+        for line in out.splitlines()
+        if line.startswith("data: ") and '"response.output_item.done"' in line
+    ]
+    assert [d["item"]["type"] for d in done] == ["custom_tool_call"]
+    assert done[0]["item"]["input"] == "*** Begin Patch\n*** End Patch" and done[0]["item"]["call_id"] == "call_1"
+
+    body = {
+        "id": "c",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "call_1", "type": "function", "function": {"name": "apply_patch", "arguments": raw}}
+                    ],
+                },
+            }
+        ],
+    }
+    out_json, _ = translate_response(
+        "openai_chat", "openai_responses", orjson.dumps(body), Ctx("chat:m"), plan.tool_names, plan.custom_tools
+    )
+    item = orjson.loads(out_json)["output"][0]
+    assert item["type"] == "custom_tool_call" and item["input"] == "*** Begin Patch\n*** End Patch"

@@ -228,6 +228,9 @@ class WireShift:
             tokens = max(1, estimate_input_tokens(req))
             flow.response = _json_response(200, orjson.dumps({"input_tokens": tokens}))
             return
+        if path == "/wireshift/status" and self.registry is not None:
+            flow.response = _json_response(200, orjson.dumps(self.registry.status(), option=orjson.OPT_INDENT_2))
+            return
         if path in ("/health", "/api/hello"):
             # a HEAD answer carries no body (HTTP/1 keep-alive framing)
             body = b"" if flow.request.method == "HEAD" else b'{"status":"ok"}'
@@ -257,6 +260,9 @@ class WireShift:
             return
         resp.headers["x-wireshift-backend"] = plan.backend or ""
         resp.headers["x-wireshift-upstream-model"] = plan.upstream_model or ""
+        backend = self.registry.backends.get(plan.backend or "") if self.registry else None
+        if backend is not None and plan.credential:
+            backend.keys.report(plan.credential, resp.status_code, resp.headers.get("retry-after"))
         is_sse = "text/event-stream" in resp.headers.get("content-type", "")
         encoding = resp.headers.get("content-encoding", "").strip().lower()
         if plan.mode == "same-format" and is_sse and resp.status_code < 400:

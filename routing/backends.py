@@ -165,6 +165,17 @@ class Registry:
     default_backend: str | None
     aliases: dict[str, str]
 
+    def status(self) -> dict[str, object]:
+        """Secret-free state for the status endpoint: per backend its kind, formats and key pool."""
+        return {
+            "default_backend": self.default_backend,
+            "backends": {
+                prefix: {"kind": b.kind.value, "base_url": b.base_url, "formats": list(b.formats),
+                         "keys": b.keys.snapshot()}
+                for prefix, b in self.backends.items()
+            },
+        }  # fmt: skip
+
     @classmethod
     def from_config(cls, cfg: WireshiftConfig, env: Mapping[str, str] | None = None) -> Registry:
         """Build from a validated config; keys are read from ``env`` (default ``os.environ``)."""

@@ -13,6 +13,7 @@ otherwise the first matching alias glob; otherwise ``routing.default_backend``.
 from __future__ import annotations
 
 import fnmatch
+import math
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -187,6 +188,22 @@ def plan_request(
         )
 
     credential = backend.keys.acquire()
+    if credential is None and len(backend.keys):
+        status, wait = backend.keys.unavailable()
+        if status == 401:
+            return _fail(
+                plan,
+                401,
+                f"every API key of backend {backend.prefix!r} was rejected by the upstream "
+                "(401/403); fix the keys and restart wireshift",
+            )
+        seconds = max(1, math.ceil(wait or 0))
+        return _fail(
+            plan,
+            429,
+            f"every API key of backend {backend.prefix!r} is cooling down after a 429; try again in {seconds}s",
+            retry_after=str(seconds),
+        )
     if credential is None and backend.requires_key:
         roots = " or ".join(backend.env_roots) or "api_keys in the config"
         return _fail(plan, 401, f"backend {backend.prefix!r} has no API key configured: set {roots}")

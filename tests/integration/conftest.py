@@ -103,11 +103,26 @@ backends:
     backend_prefix: emu-responses
     base_url: {emu}/v1
     api_keys: [backend-key-responses]
+  - kind: custom-openai-chat-compatible
+    backend_prefix: emu-pool
+    base_url: {emu}/v1
+    api_keys: [pool-key-a, pool-key-b]
   - kind: custom-anthropic-compatible
     backend_prefix: emu-anthropic
     base_url: {emu}
     api_keys: [backend-key-anthropic]
     max_output_tokens: 4096
+  # key-less twins for scenarios that answer 401/403/429: no key pool to retire or cool down,
+  # so the keyed backends above stay usable for the rest of the session
+  - kind: custom-openai-chat-compatible
+    backend_prefix: emu-chat-nokey
+    base_url: {emu}/v1
+  - kind: custom-openai-responses-compatible
+    backend_prefix: emu-responses-nokey
+    base_url: {emu}/v1
+  - kind: custom-anthropic-compatible
+    backend_prefix: emu-anthropic-nokey
+    base_url: {emu}
 routing:
   default_backend: emu-chat
   aliases:

@@ -158,7 +158,7 @@ def test_anthropic_sdk_multi_turn_tool_result_reaches_chat_backend(proxy: Proxy,
 )
 def test_anthropic_sdk_upstream_errors_in_anthropic_format(proxy: Proxy, scenario, exc, status):
     with pytest.raises(exc) as info:
-        ant(proxy).messages.create(model=f"emu-chat:{scenario}", max_tokens=64, messages=USER)
+        ant(proxy).messages.create(model=f"emu-chat-nokey:{scenario}", max_tokens=64, messages=USER)
     err = info.value
     assert err.status_code == status
     assert err.body["type"] == "error" and err.body["error"]["type"]
@@ -262,7 +262,7 @@ def test_openai_sdk_reasoning_from_anthropic_thinking(proxy: Proxy):
 )
 def test_openai_sdk_upstream_errors_in_openai_format(proxy: Proxy, scenario, exc, status):
     with pytest.raises(exc) as info:
-        oai(proxy).chat.completions.create(model=f"emu-anthropic:{scenario}", messages=USER)
+        oai(proxy).chat.completions.create(model=f"emu-anthropic-nokey:{scenario}", messages=USER)
     assert info.value.status_code == status
     assert info.value.body["message"]
     if scenario == "error-400-context":

@@ -34,7 +34,8 @@ LLM_PATHS = {
     "/responses": "openai_responses",
     "/v1/messages": "anthropic_messages",
 }
-#: Hosts whose unrouted traffic passes through untouched in regular-proxy mode.
+#: In regular-proxy mode only LLM paths on these hosts (plus every configured backend's host) are
+#: intercepted; an unrouted request to them passes through untouched.
 VENDOR_HOSTS = frozenset({"api.openai.com", "api.anthropic.com"})
 METADATA_KEY = "wireshift"
 
@@ -105,6 +106,7 @@ class WireShift:
     def __init__(self) -> None:
         self.registry: Registry | None = None
         self._loaded: tuple[str, float] | None = None
+        self._intercept_hosts: frozenset[str] = VENDOR_HOSTS
         self._plans: dict[str, ExecutionPlan] = {}
         self._streams: dict[str, StreamTranslator] = {}
 
@@ -141,6 +143,7 @@ class WireShift:
             log.error("wireshift: invalid config, keeping the last good one:\n%s", exc)
             return
         self.registry = Registry.from_config(cfg)
+        self._intercept_hosts = VENDOR_HOSTS | self.registry.hosts()
         self._loaded = stamp
         log.info("wireshift: %d backend(s): %s", len(self.registry.backends), ", ".join(self.registry.backends))
 
@@ -191,7 +194,9 @@ class WireShift:
             if reverse:
                 self._answer_local_path(flow, path)
             return
-        passthrough_ok = not reverse and req.pretty_host in VENDOR_HOSTS
+        if not reverse and req.pretty_host not in self._intercept_hosts:
+            return  # regular mode: another host's /responses or /chat/completions is not ours
+        passthrough_ok = not reverse
         plan, upstream = plan_request(
             self.registry,
             client_format,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from config.models import Backend, BackendKind, WireshiftConfig
 from routing.credentials import KeyPool
@@ -164,6 +165,10 @@ class Registry:
     backends: dict[str, BackendSpec]
     default_backend: str | None
     aliases: dict[str, str]
+
+    def hosts(self) -> frozenset[str]:
+        """Host names of the enabled backends' base URLs."""
+        return frozenset(h for b in self.backends.values() if (h := urlsplit(b.base_url).hostname))
 
     def status(self) -> dict[str, object]:
         """Secret-free state for the status endpoint: per backend its kind, formats and key pool."""

@@ -527,6 +527,16 @@ def custom_input(arguments: str) -> str:
     value = parse_arguments(arguments)
     if isinstance(value, dict) and isinstance(value.get("input"), str):
         return str(value["input"])
+    head = '{"input":"'
+    compact = arguments.lstrip().replace('{ "input"', '{"input"').replace('"input": "', '"input":"')
+    if compact.startswith(head):
+        # truncated (e.g. max_tokens) mid-string: unescape as much of the JSON string as parses
+        partial = compact[len(head) :]
+        for end in range(len(partial), max(len(partial) - 8, -1), -1):
+            try:
+                return str(json.loads('"' + partial[:end] + '"'))
+            except ValueError:
+                continue
     return arguments
 
 
@@ -693,4 +703,6 @@ def unpack_signature(signature: str) -> dict[str, str] | None:
         value = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return None  # not ours, or tampered with: treat as a foreign payload
+    return value

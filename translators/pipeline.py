@@ -62,6 +62,8 @@ class StreamTranslator:
     """
 
     __slots__ = (
+        "_client_format",
+        "_ctx",
         "_custom_args",
         "_custom_index",
         "_custom_tools",
@@ -86,6 +88,7 @@ class StreamTranslator:
         self._sse = SSEDecoder()
         self._decoder = get_format(upstream_format).StreamDecoder()
         self._encoder = get_format(client_format).StreamEncoder(ctx)
+        self._client_format, self._ctx = client_format, ctx
         self._tool_names = tool_names or {}
         self._custom_tools = frozenset(custom_tools)
         self._custom_index: int | None = None  # the open custom call whose arguments are buffered
@@ -174,7 +177,13 @@ class StreamTranslator:
             result: bytes = self._encoder.encode([ErrorEvent(self.error)])
             return result
         except Exception:
-            return b""
+            # the encoder's own state is what failed: a fresh encoder still gives the client a
+            # well-formed error frame instead of a silently dropped ending
+            try:
+                fresh: bytes = get_format(self._client_format).StreamEncoder(self._ctx).encode([ErrorEvent(self.error)])
+                return fresh
+            except Exception:
+                return b""
 
 
 def _decode_whole(

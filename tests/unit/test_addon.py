@@ -248,3 +248,14 @@ def test_gzip_stream_split_anywhere_and_corrupt_body():
     assert b'"text":"Hello"' in out and out.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
     broken = run([packed[:10], b"\x00" * 40])
     assert b"event: error" in broken and b"cannot decompress" in broken and b"message_stop" not in broken
+
+
+def test_regular_mode_intercepts_only_vendor_and_backend_hosts(addon):
+    a, _, _ = addon
+    body = {"model": "chat:m", "input": "hi"}
+    other = flow("/responses", body, host="shop.example.com")
+    a.request(other)
+    assert other.request.host == "shop.example.com" and "wireshift" not in other.metadata
+    backend_host = flow("/v1/chat/completions", {"model": "chat:m", "messages": []}, host="127.0.0.1")
+    a.request(backend_host)
+    assert backend_host.metadata["wireshift"]["backend"] == "chat"

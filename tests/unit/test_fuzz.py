@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from translators import anthropic_messages, openai_chat
+from translators import anthropic_messages, openai_chat, openai_responses
 from translators.canonical import EncodeOptions, StreamContext, TranslationError
 from translators.sse import SSEEvent
 
@@ -226,7 +226,7 @@ A_EVENTS = [
     {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}},
     {"type": "message_stop"},
 ]
-FORMATS = (openai_chat, anthropic_messages)
+FORMATS = (openai_chat, openai_responses, anthropic_messages)
 
 
 def sweep(doc: Any):
@@ -273,3 +273,56 @@ def test_anthropic_stream_events_never_crash(position):
         events += dec.close()
         for target in FORMATS:
             target.StreamEncoder(CTX).encode(events)
+
+
+R_REQUEST: dict[str, Any] = {
+    "model": "m",
+    "instructions": "be brief",
+    "stream": True,
+    "max_output_tokens": 100,
+    "reasoning": {"effort": "high", "summary": "auto"},
+    "include": ["reasoning.encrypted_content"],
+    "tools": [
+        {"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": False},
+        {"type": "custom", "name": "apply_patch", "description": "patch"},
+        {"type": "namespace", "name": "mcp__x__", "tools": [{"type": "function", "name": "g", "parameters": {}}]},
+        {"type": "web_search"},
+    ],
+    "tool_choice": "auto",
+    "input": [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "rules"}]},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "hi"},
+                {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+            ],
+        },
+        {
+            "type": "reasoning",
+            "id": "rs_1",
+            "summary": [{"type": "summary_text", "text": "hmm"}],
+            "encrypted_content": "enc",
+        },
+        {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
+        {"type": "custom_tool_call", "call_id": "call_2", "name": "apply_patch", "input": "*** Begin Patch"},
+        {"type": "custom_tool_call_output", "call_id": "call_2", "output": "done"},
+    ],
+}
+R_PATHS = paths(R_REQUEST)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(R_PATHS), JUNK)
+def test_responses_requests_never_crash(path, value):
+    body = mutate(R_REQUEST, path, value)
+    roundtrip(openai_responses, openai_chat, body)
+    roundtrip(openai_responses, anthropic_messages, body)
+
+
+def test_responses_requests_sweep():
+    for mutated in sweep(R_REQUEST):
+        roundtrip(openai_responses, anthropic_messages, mutated)
+        roundtrip(openai_responses, openai_chat, mutated)

@@ -9,6 +9,7 @@ name vendor hosts but are re-targeted to the emulator before any connection is m
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -23,6 +24,32 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+#: npm-installed CLIs live here, outside the checkout, so CI and later runs reuse them.
+NPM_CACHE = Path(os.environ.get("WIRESHIFT_CACHE", Path.home() / ".cache" / "wireshift"))
+
+
+def npm_cli(package: str, name: str) -> Path:
+    """Path of the ``name`` binary of npm ``package`` (installed ``@latest`` into ``NPM_CACHE``
+    on first use). Skips the calling test, with the reason, only when npm cannot install it."""
+    prefix = NPM_CACHE / name
+    binary = prefix / "node_modules" / ".bin" / name
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip(f"npm is not installed: cannot install {package}")
+    prefix.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run(
+            [npm, "install", "--prefix", str(prefix), f"{package}@latest"], capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"npm install {package} timed out")
+    if proc.returncode != 0 or not binary.exists():
+        pytest.skip(f"npm could not install {package}: {proc.stderr.strip()[-500:]}")
+    return binary
 
 
 def free_port() -> int:

@@ -20,35 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Emulator, Proxy
-
-CACHE = Path(os.environ.get("WIRESHIFT_CACHE", Path.home() / ".cache" / "wireshift")) / "claude-code"
-CLAUDE = CACHE / "node_modules" / ".bin" / "claude"
-
-
-def claude_cli() -> Path:
-    if CLAUDE.exists():
-        return CLAUDE
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed: cannot install @anthropic-ai/claude-code")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    try:
-        proc = subprocess.run(
-            [npm, "install", "--prefix", str(CACHE), "@anthropic-ai/claude-code@latest"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install @anthropic-ai/claude-code timed out")
-    if proc.returncode != 0 or not CLAUDE.exists():
-        pytest.skip(f"npm could not install @anthropic-ai/claude-code: {proc.stderr.strip()[-500:]}")
-    return CLAUDE
+from tests.integration.conftest import Emulator, Proxy, npm_cli
 
 
 def test_claude_code_completes_a_tool_round_trip_on_a_chat_backend(proxy: Proxy, emulator: Emulator, tmp_path):
-    cli = claude_cli()
+    cli = npm_cli("@anthropic-ai/claude-code", "claude")
     emulator.clear()
     node_dir = str(Path(shutil.which("node") or "/usr/bin/node").parent)
     env = {

@@ -21,35 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Emulator, Proxy
-
-CACHE = Path(os.environ.get("WIRESHIFT_CACHE", Path.home() / ".cache" / "wireshift")) / "codex"
-CODEX = CACHE / "node_modules" / ".bin" / "codex"
-
-
-def codex_cli() -> Path:
-    if CODEX.exists():
-        return CODEX
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed: cannot install @openai/codex")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    try:
-        proc = subprocess.run(
-            [npm, "install", "--prefix", str(CACHE), "@openai/codex@latest"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install @openai/codex timed out")
-    if proc.returncode != 0 or not CODEX.exists():
-        pytest.skip(f"npm could not install @openai/codex: {proc.stderr.strip()[-500:]}")
-    return CODEX
+from tests.integration.conftest import Emulator, Proxy, npm_cli
 
 
 def test_codex_completes_a_tool_round_trip_on_a_chat_backend(proxy: Proxy, emulator: Emulator, tmp_path):
-    cli = codex_cli()
+    cli = npm_cli("@openai/codex", "codex")
     emulator.clear()
     home = tmp_path / "home"
     work = tmp_path / "work"

@@ -183,6 +183,12 @@ class WireShift:
 
     # ------------------------------------------------------------------ request
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        # LLM request bodies are rewritten whole in request(); a streamed request (e.g. from
+        # stream_large_bodies) would already be on its way to the original target.
+        if flow.request.method == "POST" and flow.request.path.split("?", 1)[0] in LLM_PATHS:
+            flow.request.stream = False
+
     def _request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or self.registry is None:
             return
@@ -251,12 +257,6 @@ class WireShift:
         flow.marked = ":warning:"
 
     # ------------------------------------------------------------------ response
-
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        # LLM request bodies are rewritten whole in request(); a streamed request (e.g. from
-        # stream_large_bodies) would already be on its way to the original target.
-        if flow.request.method == "POST" and flow.request.path.split("?", 1)[0] in LLM_PATHS:
-            flow.request.stream = False
 
     def _responseheaders(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.get(flow.id)

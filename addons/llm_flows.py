@@ -12,6 +12,7 @@ import logging
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from mitmproxy import ctx, exceptions, http
@@ -56,6 +57,12 @@ def _known_client(headers: http.Headers) -> str | None:
     if agent.startswith("claude-cli"):
         return "claude-code"
     return None
+
+
+def _tool_restore(plan: ExecutionPlan) -> dict[str, Any]:
+    """How tool calls coming back are restored for the client (pipeline keyword arguments):
+    shortened names, freeform tools sent as functions, flattened namespaces."""
+    return {"tool_names": plan.tool_names, "custom_tools": plan.custom_tools, "namespaced_tools": plan.namespaced_tools}
 
 
 def _json_response(status: int, body: bytes, extra: dict[str, str] | None = None) -> http.Response:
@@ -279,11 +286,7 @@ class WireShift:
             resp.stream = plan.mode == "same-format" and resp.status_code < 400 and bool(resp.stream)
             return
         translator = StreamTranslator(
-            plan.upstream_format or "",
-            plan.client_format,
-            self._stream_context(plan),
-            plan.tool_names,
-            plan.custom_tools,
+            plan.upstream_format or "", plan.client_format, self._stream_context(plan), **_tool_restore(plan)
         )
         self._streams[flow.id] = translator
         resp.stream = _stream_callable(translator, encoding)
@@ -339,7 +342,7 @@ class WireShift:
             if "text/event-stream" in resp.headers.get("content-type", ""):
                 # an upstream stream we could not re-encode on the fly (e.g. brotli): whole body
                 translator = StreamTranslator(
-                    plan.upstream_format or "", plan.client_format, ctx_, plan.tool_names, plan.custom_tools
+                    plan.upstream_format or "", plan.client_format, ctx_, **_tool_restore(plan)
                 )
                 out = translator.feed(body) + translator.close()
                 self._annotate(flow, plan, translator.usage, translator.error)
@@ -348,12 +351,12 @@ class WireShift:
                 return
             if plan.client_stream:
                 out, canonical = synthesize_stream(
-                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names, plan.custom_tools
+                    plan.upstream_format or "", plan.client_format, body, ctx_, **_tool_restore(plan)
                 )
                 resp.headers["content-type"] = "text/event-stream"
             else:
                 out, canonical = translate_response(
-                    plan.upstream_format or "", plan.client_format, body, ctx_, plan.tool_names, plan.custom_tools
+                    plan.upstream_format or "", plan.client_format, body, ctx_, **_tool_restore(plan)
                 )
                 resp.headers["content-type"] = "application/json"
         except Exception as exc:

@@ -34,6 +34,7 @@ from translators.canonical import (
     functionize_custom_tools,
     shorten_tool_name,
 )
+from translators.openai_responses import namespaced_tools
 
 #: Request headers that carry a client's credentials; never forwarded to a backend.
 CLIENT_AUTH_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
@@ -78,7 +79,9 @@ class ExecutionPlan:
     ``credential`` is a key *fingerprint*, never the key. ``tool_names`` maps shortened tool
     names sent upstream back to the client's originals; ``custom_tools`` names the client's
     freeform tools sent upstream as functions, whose calls are turned back into custom calls.
-    ``notes`` lists adjustments made (clamps, drops) for inspection.
+    ``namespaced_tools`` maps the flat names of an R client's ``namespace`` tool functions to
+    ``[namespace, inner name]``, so their calls go back to the client by namespace. ``notes``
+    lists adjustments made (clamps, drops) for inspection.
     """
 
     request_id: str
@@ -97,6 +100,7 @@ class ExecutionPlan:
     estimated_input_tokens: int = 0
     tool_names: dict[str, str] = field(default_factory=dict)
     custom_tools: list[str] = field(default_factory=list)
+    namespaced_tools: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: CanonicalError | None = None
 
@@ -272,6 +276,7 @@ def _translate_request(
     req.max_tokens = _clamp(req.max_tokens, backend, plan)
     plan.include_usage = req.include_usage
     plan.estimated_input_tokens = estimate_input_tokens(req)
+    plan.namespaced_tools = namespaced_tools(req)  # by client-side names, before shortening
     plan.tool_names = _shorten_tool_names(req)
     if upstream_format != RESPONSES:
         plan.custom_tools = functionize_custom_tools(req)

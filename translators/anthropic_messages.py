@@ -57,6 +57,7 @@ from translators.canonical import (
     parse_arguments,
     unpack_signature,
 )
+from translators.openai_chat import _count
 from translators.sse import SSEEvent, encode_event
 
 FORMAT = "anthropic_messages"
@@ -142,7 +143,7 @@ def _decode_usage(raw: JSON, base: Usage | None = None) -> Usage:
     by_ttl = raw.get("cache_creation")
     for src, names in ((raw, _USAGE_FIELDS), (by_ttl if isinstance(by_ttl, dict) else {}, _USAGE_TTL_FIELDS)):
         for key, attr in names:
-            if isinstance(value := src.get(key), int):
+            if (value := _count(src.get(key))) is not None:
                 setattr(usage, attr, value)
     return usage
 

@@ -80,7 +80,9 @@ class ToolCall:
 
     ``arguments`` is the raw JSON text as C/R carry it (``""`` allowed); ``input()`` gives the
     tolerant parse A needs (wire-formats.md §2.6). ``item_id`` is an R ``fc_…`` item id, kept
-    apart from the call ``id``. ``kind`` is ``"custom"`` for R freeform tools.
+    apart from the call ``id``. ``kind`` is ``"custom"`` for R freeform tools. ``namespace`` is
+    the R ``namespace`` tool the call belongs to: decoded calls carry the flat tool name (as in
+    ``Tool``), calls restored for an R client the namespace's inner name.
     """
 
     id: str
@@ -89,6 +91,7 @@ class ToolCall:
     kind: Literal["function", "custom"] = "function"
     item_id: str | None = None
     cache_control: CacheControl | None = None
+    namespace: str | None = None
 
     def input(self) -> Any:
         """Parsed arguments: ``{}`` for empty text, ``{"text": raw}`` when not valid JSON."""
@@ -156,6 +159,9 @@ class Tool:
     """A function tool. ``parameters`` is the JSON schema (root ``type: object``).
 
     ``strict`` is ``None`` when the source did not say (C default false, R default true).
+    ``namespace`` names the R ``namespace`` tool a function came from (``name`` is then the flat,
+    unique name other formats see). ``format`` is an R custom tool's input format (``{"type":
+    "text"}`` or ``{"type": "grammar", "syntax", "definition"}``).
     """
 
     name: str
@@ -164,6 +170,8 @@ class Tool:
     strict: bool | None = None
     kind: Literal["function", "custom"] = "function"
     cache_control: CacheControl | None = None
+    namespace: str | None = None
+    format: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -503,15 +511,28 @@ CUSTOM_TOOL_PARAMETERS: dict[str, Any] = {
 }
 
 
+#: What a functionized custom tool's description gains, so the model does not follow a "do not
+#: wrap the input in JSON" instruction written for the freeform form.
+CUSTOM_TOOL_NOTE = "This tool takes freeform input: put it, unchanged and not JSON-encoded, in the `input` string."
+
+
 def functionize_custom_tools(req: CanonicalRequest) -> list[str]:
     """Turn R ``custom`` (freeform) tools into function tools with one string ``input``
     (wire-formats.md §2.4), in ``tools`` and in history calls (raw input -> ``{"input": raw}``).
-    Returns the tool names converted, so responses can turn calls back (``custom_input``)."""
+    The description gains ``CUSTOM_TOOL_NOTE`` and, for a grammar ``format``, the grammar (the
+    function schema cannot carry it). Returns the tool names converted, so responses can turn
+    calls back (``custom_input``)."""
     names: list[str] = []
     for tool in req.tools:
         if tool.kind == "custom":
             tool.kind = "function"
             tool.parameters = {**CUSTOM_TOOL_PARAMETERS}
+            notes = [tool.description, CUSTOM_TOOL_NOTE]
+            fmt = tool.format or {}
+            if fmt.get("type") == "grammar" and isinstance(definition := fmt.get("definition"), str) and definition:
+                syntax = fmt.get("syntax")
+                notes.append(f"Input grammar ({syntax}):\n{definition}" if syntax else f"Input grammar:\n{definition}")
+            tool.description = "\n\n".join(n for n in notes if n)
             names.append(tool.name)
     for msg in req.messages:
         for block in msg.content:
@@ -595,7 +616,7 @@ def response_to_events(resp: CanonicalResponse) -> list[Event]:
                 events.append(Delta(i, "signature", block.signature))
             events.append(BlockStop(i))
         else:
-            start_call = ToolCall(id=block.id, name=block.name, arguments="", kind=block.kind, item_id=block.item_id)
+            start_call = ToolCall(block.id, block.name, "", block.kind, block.item_id, namespace=block.namespace)
             events.append(BlockStart(i, start_call))
             if block.arguments:
                 events.append(Delta(i, "arguments", block.arguments))
@@ -645,7 +666,7 @@ class ResponseAccumulator:
                 elif isinstance(b, Reasoning):
                     blk2 = Reasoning(b.text, b.signature, b.redacted, b.encrypted_content, b.item_id, b.provenance)
                 else:
-                    blk2 = ToolCall(b.id, b.name, b.arguments, b.kind, b.item_id)
+                    blk2 = ToolCall(b.id, b.name, b.arguments, b.kind, b.item_id, namespace=b.namespace)
                 self._open = blk2
                 resp.content.append(blk2)
             elif isinstance(ev, BlockStop):

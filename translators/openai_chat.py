@@ -102,6 +102,16 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+#: Token counts are clamped to 0..2**53 (JSON's exact integers): a bigger upstream number must
+#: not make an encoder fail on a sum orjson cannot write.
+MAX_COUNT = 2**53
+
+
+def _count(value: Any) -> int | None:
+    """A token count: an int (not bool) clamped to ``0..MAX_COUNT``, else ``None``."""
+    return min(max(value, 0), MAX_COUNT) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _str(value: Any) -> str | None:
     """``value`` when it is a non-empty string, else ``None``."""
     return value if isinstance(value, str) and value else None
@@ -669,11 +679,11 @@ def _decode_usage(raw: Any) -> Usage | None:
     writes = (raw.get("cache_creation_tokens"), raw.get("cache_write_tokens"), prompt.get("cache_write_tokens"))
     reasoning = completion.get("reasoning_tokens")
     return Usage.from_prompt_total(
-        _int(raw.get("prompt_tokens")),
-        _int(raw.get("completion_tokens")),
-        cache_read=_int(prompt.get("cached_tokens")),
-        cache_write=next((_int(w) for w in writes if _int(w)), 0),
-        reasoning_tokens=reasoning if isinstance(reasoning, int) else None,
+        _count(raw.get("prompt_tokens")) or 0,
+        _count(raw.get("completion_tokens")) or 0,
+        cache_read=_count(prompt.get("cached_tokens")) or 0,
+        cache_write=next((n for w in writes if (n := _count(w))), 0),
+        reasoning_tokens=_count(reasoning),
     )
 
 

@@ -57,6 +57,7 @@ from translators.canonical import (
     unpack_signature,
 )
 from translators.openai_chat import (
+    _count,
     _data_url,
     _decode_image,
     _dict,
@@ -79,9 +80,21 @@ _CALL_ITEMS: dict[str, Literal["function", "custom"]] = {"function_call": "funct
 _OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output")
 _ASSISTANT_ITEMS = frozenset({"reasoning", "function_call", "custom_tool_call"})
 _STATE_PARAMS = ("previous_response_id", "conversation")
-#: ``response.failed`` error codes Codex classifies (wire-formats.md §4.1); others become server_error.
-_FAILED_CODES = frozenset({"context_length_exceeded", "insufficient_quota", "rate_limit_exceeded", "server_error"})
+#: ``response.failed`` error codes Codex classifies (wire-formats.md §4.1), passed through; others
+#: become ``rate_limit_exceeded`` (429), ``invalid_request_error`` (other 4xx) or ``server_error``.
+_FAILED_CODES = frozenset(
+    {
+        "context_length_exceeded",
+        "insufficient_quota",
+        "usage_not_included",
+        "rate_limit_exceeded",
+        "invalid_prompt",
+        "server_error",
+    }
+)
 _CALL_PREFIX = {"function": "fc_", "custom": "ctc_"}
+#: The smallest ``max_output_tokens`` OpenAI accepts (lower values are a 400).
+MIN_OUTPUT_TOKENS = 16
 _INCOMPLETE: dict[str, str] = {
     "max_tokens": "max_output_tokens",
     "model_context_window_exceeded": "max_output_tokens",
@@ -160,9 +173,17 @@ def _call_args(item: JSON) -> str:
     return args if isinstance(args, str) else ""
 
 
+def _call_name(item: JSON) -> tuple[str | None, str | None]:
+    """A call item's ``(name, namespace)``: a call into a ``namespace`` tool gets the flat name
+    its tool was given (``namespaced_name``)."""
+    name, namespace = _str(item.get("name")), _str(item.get("namespace"))
+    return (namespaced_name(namespace, name) if name and namespace else name), namespace
+
+
 def _decode_call(item: JSON) -> ToolCall:
-    call_id, name = _str(item.get("call_id")) or new_id("call_"), _str(item.get("name")) or ""
-    return ToolCall(call_id, name, _call_args(item), _CALL_ITEMS[str(item.get("type"))], _str(item.get("id")))
+    call_id, (name, namespace) = _str(item.get("call_id")) or new_id("call_"), _call_name(item)
+    kind = _CALL_ITEMS[str(item.get("type"))]
+    return ToolCall(call_id, name or "", _call_args(item), kind, _str(item.get("id")), namespace=namespace)
 
 
 def _decode_image_part(part: JSON) -> Image:
@@ -242,8 +263,11 @@ def decode_request(body: dict[str, Any]) -> CanonicalRequest:
     assistant turn; consecutive ``function_call_output`` / ``custom_tool_call_output`` items one
     user message of ``ToolResult``s. Reasoning items carry ``encrypted_content`` and ``item_id``
     (provenance ``openai_responses``), or what wireshift's envelope held. ``namespace`` tools are
-    flattened; hosted tools (``web_search``, ``file_search``, ``local_shell``, ``mcp``, …) and
-    hosted-tool items are skipped. Unmapped fields (``store``, ``include``, ``prompt_cache_key``,
+    flattened: each function becomes a Tool named ``namespaced_name(namespace, name)`` with
+    ``namespace`` set and the namespace description first, and history calls carrying
+    ``namespace`` get the same flat name; custom tools keep their ``format``; hosted tools
+    (``web_search``, ``file_search``, ``local_shell``, ``mcp``, …) and hosted-tool items are
+    skipped. Unmapped fields (``store``, ``include``, ``prompt_cache_key``,
     ``text.verbosity``, ``service_tier``, ``client_metadata``, ``metadata``, …) go to ``req.extra``.
 
     Raises ``TranslationError`` (400, naming ``param``) for a non-object body, a missing
@@ -345,6 +369,21 @@ def _decode_input(items: list[Any], req: CanonicalRequest) -> None:
         # hosted-tool items (web_search_call, local_shell_call, compaction, …) have no canonical form
 
 
+def namespaced_name(namespace: str, name: str) -> str:
+    """The flat name of function ``name`` of R namespace tool ``namespace``, as Codex flattens
+    it: its namespaces end in ``__`` (``mcp__github__`` + ``search``); others are joined with
+    ``__``. Unique across namespaces, so other formats can tell same-named functions apart."""
+    return namespace + name if namespace.endswith("_") else f"{namespace}__{name}"
+
+
+def namespaced_tools(req: CanonicalRequest) -> dict[str, list[str]]:
+    """``{flat name: [namespace, inner name]}`` of the request's namespaced tools, so calls can
+    be given back to the client by (namespace, name), the way Codex dispatches them."""
+    return {
+        t.name: [t.namespace, t.name.removeprefix(namespaced_name(t.namespace, ""))] for t in req.tools if t.namespace
+    }
+
+
 def _decode_tools(raw: Any) -> list[Tool]:
     if raw is None:
         return []
@@ -353,26 +392,37 @@ def _decode_tools(raw: Any) -> list[Tool]:
     tools: list[Tool] = []
     for spec in raw:
         spec = _dict(spec)
-        kind = spec.get("type")
-        if kind == "namespace":
-            tools += _decode_tools(spec.get("tools") or [])
+        if spec.get("type") != "namespace":
+            tools += _decode_tool(spec)
             continue
-        if kind not in ("function", "custom"):
-            continue  # hosted tools: web_search, file_search, code_interpreter, local_shell, mcp, …
-        name = _str(spec.get("name"))
-        if name is None:
-            raise _invalid("each function or custom tool needs a name", "tools")
-        description = _str(spec.get("description"))
-        if kind == "custom":
-            tools.append(Tool(name, description, _custom_parameters(), kind="custom"))
-            continue
-        tool = Tool(name, description)
-        if isinstance(params := spec.get("parameters"), dict):
-            tool.parameters = params
-        if isinstance(strict := spec.get("strict"), bool):
-            tool.strict = strict
-        tools.append(tool)
+        ns, inner = _str(spec.get("name")), spec.get("tools") or []
+        if ns is None or not isinstance(inner, list):
+            raise _invalid("each namespace tool needs a name and a 'tools' array", "tools")
+        for tool in (t for s in inner for t in _decode_tool(_dict(s))):
+            tool.name, tool.namespace = namespaced_name(ns, tool.name), ns
+            tool.description = "\n\n".join(d for d in (_str(spec.get("description")), tool.description) if d) or None
+            tools.append(tool)
     return tools
+
+
+def _decode_tool(spec: JSON) -> list[Tool]:
+    """A function or custom tool spec -> ``[Tool]``; ``[]`` for hosted tools (``web_search``,
+    ``file_search``, ``code_interpreter``, ``local_shell``, ``mcp``, …)."""
+    kind = spec.get("type")
+    if kind not in ("function", "custom"):
+        return []
+    name = _str(spec.get("name"))
+    if name is None:
+        raise _invalid("each function or custom tool needs a name", "tools")
+    description = _str(spec.get("description"))
+    if kind == "custom":
+        return [Tool(name, description, _custom_parameters(), kind="custom", format=_dict(spec.get("format")) or None)]
+    tool = Tool(name, description)
+    if isinstance(params := spec.get("parameters"), dict):
+        tool.parameters = params
+    if isinstance(strict := spec.get("strict"), bool):
+        tool.strict = strict
+    return [tool]
 
 
 def _custom_parameters() -> dict[str, Any]:
@@ -384,7 +434,7 @@ def _decode_tool_choice(choice: Any) -> ToolChoice | None:
     if choice is None or choice in ("auto", "none", "required"):
         return ToolChoice(choice) if choice else None
     kind = choice.get("type") if isinstance(choice, dict) else None
-    if kind in ("function", "custom") and (name := _str(choice.get("name"))):
+    if kind in ("function", "custom") and (name := _call_name(choice)[0]):
         return ToolChoice("tool", name)
     if isinstance(kind, str) and kind not in ("function", "custom"):
         return ToolChoice("auto")  # allowed_tools, or a hosted tool that is not translated
@@ -426,7 +476,9 @@ def encode_request(req: CanonicalRequest, opts: EncodeOptions) -> dict[str, Any]
     user message item. Assistant turns become items in block order: reasoning only when issued by
     R (``encrypted_content``; others are valid only at their issuer), ``output_text`` messages,
     ``function_call`` / ``custom_tool_call`` items with ``call_id`` and no ``id`` (§2.6). Tools
-    are flat with ``strict`` explicit (false when unknown); ``stop``, ``top_k`` and
+    are flat with ``strict`` explicit (false when unknown), namespaced ones too (by their flat
+    names, as are their history calls), custom tools with their ``format``;
+    ``max_output_tokens`` is at least ``MIN_OUTPUT_TOKENS``; ``stop``, ``top_k`` and
     ``cache_control`` are dropped; ``store`` is false and reasoning asks for
     ``include: ["reasoning.encrypted_content"]``. ``opts.include_extra`` merges ``req.extra``
     without overriding (objects merged key by key, arrays unioned). Never raises for valid input.
@@ -468,7 +520,7 @@ def encode_request(req: CanonicalRequest, opts: EncodeOptions) -> dict[str, Any]
         if req.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.max_tokens is not None:
-        body["max_output_tokens"] = req.max_tokens
+        body["max_output_tokens"] = max(req.max_tokens, MIN_OUTPUT_TOKENS)
     if req.temperature is not None:
         body["temperature"] = req.temperature
     if req.top_p is not None:
@@ -565,6 +617,7 @@ def _encode_assistant(blocks: list[Block], items: list[JSON]) -> None:
         if isinstance(block, ToolCall):
             call = _call_item(block, None)
             call.pop("status", None)
+            call.pop("namespace", None)  # namespaced tools go to R flat, by their flat names
             items.append(call)
         elif isinstance(block, Reasoning) and block.provenance == FORMAT:
             if encrypted := block.encrypted_content or block.signature:
@@ -581,6 +634,8 @@ def _encode_tool(tool: Tool) -> JSON:
     if tool.kind == "function":
         out["parameters"] = tool.parameters
         out["strict"] = bool(tool.strict)  # R defaults to strict: say it (§2.4, §5 row 19)
+    elif tool.format:
+        out["format"] = tool.format
     return out
 
 
@@ -640,6 +695,8 @@ def _call_item(call: ToolCall, item_id: str | None) -> JSON:
     else:
         item.update(type="function_call", call_id=call.id, name=call.name, arguments=call.arguments or "{}")
         item["status"] = "completed"
+    if call.namespace:
+        item["namespace"] = call.namespace
     return item
 
 
@@ -702,13 +759,12 @@ def _decode_usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     details, output = _dict(raw.get("input_tokens_details")), _dict(raw.get("output_tokens_details"))
-    reasoning = output.get("reasoning_tokens")
     return Usage.from_prompt_total(
-        _int(raw.get("input_tokens")),
-        _int(raw.get("output_tokens")),
-        cache_read=_int(details.get("cached_tokens")),
-        cache_write=_int(details.get("cache_write_tokens")),
-        reasoning_tokens=reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) else None,
+        _count(raw.get("input_tokens")) or 0,
+        _count(raw.get("output_tokens")) or 0,
+        cache_read=_count(details.get("cached_tokens")) or 0,
+        cache_write=_count(details.get("cache_write_tokens")) or 0,
+        reasoning_tokens=_count(output.get("reasoning_tokens")),
     )
 
 
@@ -765,13 +821,18 @@ def encode_response(resp: CanonicalResponse, ctx: StreamContext) -> dict[str, An
     ``id`` is ``ctx.response_id`` or a fresh ``resp_…``; ``model`` echoes ``ctx.model``. One
     output item per block in content order (reasoning with ``encrypted_content`` as in the
     stream, text and refusal as message items, tool calls as ``function_call`` /
-    ``custom_tool_call`` items with their ``call_id``), ids kept when they carry the right prefix
-    and minted otherwise (refusals are text for Codex, which parses only ``output_text``).
+    ``custom_tool_call`` items with their ``call_id`` and ``namespace`` when set), ids kept when
+    they carry the right prefix and minted otherwise (refusals are text for Codex, which parses
+    only ``output_text``; blank text and refusals are dropped).
     ``status`` is ``completed`` (tool calls too) or ``incomplete`` with
     ``incomplete_details.reason`` (``max_output_tokens`` / ``content_filter``); plus the
     ``output_text`` convenience field and complete usage. Never raises.
     """
-    blocks = [_for_client(b, ctx) for b in resp.content if isinstance(b, (Text, Refusal, Reasoning, ToolCall))]
+    blocks = [
+        _for_client(b, ctx)
+        for b in resp.content
+        if isinstance(b, (Reasoning, ToolCall)) or (isinstance(b, (Text, Refusal)) and b.text.strip())
+    ]
     output = [_output_item(b, _item_id(b)) for b in blocks]
     rid = ctx.response_id or new_id("resp_")
     obj = _response_obj(rid, resp.created or _now(), ctx.model, "completed", output, _encode_usage(resp.usage, ctx))
@@ -833,6 +894,7 @@ class _Item:
     item_id: str | None = None
     call_id: str | None = None
     name: str | None = None
+    namespace: str | None = None
     pending: list[str] = field(default_factory=list)  # call arguments before the block can open
     seen: set[tuple[str, Any]] = field(default_factory=set)  # parts whose text was emitted
 
@@ -950,7 +1012,8 @@ class StreamDecoder:
         if part == "r":
             block = Reasoning(item_id=it.item_id, provenance=FORMAT)
         elif part == "call":
-            block = ToolCall(it.call_id or "", it.name or "", kind=_CALL_ITEMS[it.kind], item_id=it.item_id)
+            kind = _CALL_ITEMS[it.kind]
+            block = ToolCall(it.call_id or "", it.name or "", "", kind, it.item_id, namespace=it.namespace)
             self._calls += 1
         else:
             block = Refusal("") if part[0] == "f" else Text("")
@@ -997,7 +1060,7 @@ class StreamDecoder:
         if it.kind == "reasoning":
             self._ensure(o, "r", out)
         elif it.kind in _CALL_ITEMS:
-            it.call_id, it.name = _str(item.get("call_id")), _str(item.get("name"))
+            it.call_id, (it.name, it.namespace) = _str(item.get("call_id")), _call_name(item)
             if it.call_id and it.name:
                 self._ensure(o, "call", out)
                 if args := _call_args(item):
@@ -1033,7 +1096,8 @@ class StreamDecoder:
                 self._content_part(o, it, index, spec, out)
         elif it.kind in _CALL_ITEMS:
             it.call_id = it.call_id or _str(item.get("call_id")) or new_id("call_")
-            it.name = it.name or _str(item.get("name"))
+            if not it.name:
+                it.name, it.namespace = _call_name(item)
             if it.name:  # a call without a name cannot run: dropped
                 self._ensure(o, "call", out)
                 if ("a", 0) not in it.seen and (args := "".join(it.pending) or _call_args(item)):
@@ -1063,8 +1127,10 @@ class _Open:
     index: int  # canonical block index
     output_index: int
     kind: str  # text | refusal | reasoning | function | custom
-    block: Text | Refusal | Reasoning | ToolCall  # accumulates the deltas
+    block: Text | Refusal | Reasoning | ToolCall  # its text / arguments are the pieces, joined at close
     item_id: str
+    pieces: list[str] = field(default_factory=list)  # the deltas so far (no quadratic string growth)
+    announced: bool = False  # output_item.added was written (text items wait for non-blank text)
     summary_open: bool = False  # reasoning: a summary part was added
 
 
@@ -1078,16 +1144,20 @@ class StreamEncoder:
     the stream (synthesised when ``Start`` is missing); one id (``ctx.response_id`` or a fresh
     ``resp_…``). Every block is its own output item with the full event sequence (added ->
     part added -> deltas -> done events -> ``output_item.done`` with the complete item, which
-    Codex executes); reasoning items carry ``encrypted_content`` as in ``encode_response``.
+    Codex executes); a message item is announced on its first non-blank text, so a block that
+    stays blank writes nothing and takes no ``output_index``; reasoning items carry
+    ``encrypted_content`` as in ``encode_response``.
     ``End`` closes the open item and writes ``response.completed`` (full output, complete usage)
     or, after a ``max_tokens`` / ``content_filter`` / ``refusal`` /
     ``model_context_window_exceeded`` finish, ``response.incomplete`` with
     ``incomplete_details`` — for ``ctx.client == "codex"`` a ``response.completed`` with status
     ``incomplete`` instead (Codex does not treat ``response.incomplete`` as terminal), and
     refusals are written as ``output_text`` for Codex.
-    ``ErrorEvent`` writes ``response.failed`` with ``error.code`` from the Codex vocabulary; an
-    unfinished item is abandoned, never completed (Codex would run a partial call). Nothing is
-    written after a terminal event; ``KeepAlive`` is an SSE comment. Never raises.
+    ``ErrorEvent`` writes ``response.failed`` with ``error.code`` from the Codex vocabulary
+    (``_FAILED_CODES``, else ``rate_limit_exceeded`` / ``invalid_request_error`` /
+    ``server_error`` by status); an unfinished item is abandoned, never completed (Codex would
+    run a partial call). Nothing is written after a terminal event; ``KeepAlive`` is an SSE
+    comment. Never raises.
     """
 
     __slots__ = ("_ctx", "_id", "_created", "_seq", "_started", "_done", "_cur", "_output", "_usage", "_stop")
@@ -1163,7 +1233,7 @@ class StreamEncoder:
         block: Text | Refusal | Reasoning | ToolCall
         kind: str
         if isinstance(src, ToolCall):
-            block = ToolCall(src.id or new_id("call_"), src.name, "", src.kind, src.item_id)
+            block = ToolCall(src.id or new_id("call_"), src.name, "", src.kind, src.item_id, namespace=src.namespace)
             kind, first = src.kind, Delta(ev.index, "arguments", src.arguments)
         elif isinstance(src, Reasoning):
             block, kind, first = replace(src, text=""), "reasoning", Delta(ev.index, "reasoning", src.text)
@@ -1171,16 +1241,22 @@ class StreamEncoder:
             kind = "refusal" if isinstance(src, Refusal) else "text"
             block, first = type(src)(""), Delta(ev.index, "text", src.text)
         cur = self._cur = _Open(ev.index, len(self._output), kind, block, _item_id(block))
-        item = _output_item(block, cur.item_id)
-        if kind in ("text", "refusal"):
+        if kind not in ("text", "refusal"):
+            self._announce(frames, cur)
+        self._delta(frames, first)
+
+    def _announce(self, frames: list[bytes], cur: _Open) -> None:
+        """``output_item.added`` (and a message's ``content_part.added``) for the open item."""
+        cur.announced = True
+        block, item = cur.block, _output_item(cur.block, cur.item_id)
+        if cur.kind in ("text", "refusal"):
             item.update(status="in_progress", content=[])
-        elif kind == "function":
+        elif cur.kind == "function":
             item.update(arguments="", status="in_progress")
         item.pop("encrypted_content", None)
         self._event(frames, "response.output_item.added", output_index=cur.output_index, item=item)
         if isinstance(block, (Text, Refusal)):
             self._item_event(frames, "response.content_part.added", cur, content_index=0, part=_output_part(block))
-        self._delta(frames, first)
 
     def _delta(self, frames: list[bytes], ev: Delta) -> None:
         cur = self._cur
@@ -1193,22 +1269,29 @@ class StreamEncoder:
             return
         if ev.kind not in _ACCEPTS[cur.kind]:
             return
-        if isinstance(block, ToolCall):
-            block.arguments += ev.value
-        else:
-            block.text += ev.value
+        cur.pieces.append(value := ev.value)
+        if not cur.announced:  # a message item starts with its first non-blank text (§5 row 5)
+            if not value.strip():
+                return
+            self._announce(frames, cur)
+            value = "".join(cur.pieces)
         if cur.kind == "reasoning" and not cur.summary_open:
             cur.summary_open = True
             part = {"type": "summary_text", "text": ""}
             self._item_event(frames, "response.reasoning_summary_part.added", cur, summary_index=0, part=part)
         delta_type, _, _, fixed = _STREAM_OUT[cur.kind]
-        self._item_event(frames, delta_type, cur, **fixed, delta=ev.value)
+        self._item_event(frames, delta_type, cur, **fixed, delta=value)
 
     def _close(self, frames: list[bytes]) -> None:
         cur, self._cur = self._cur, None
-        if cur is None:
-            return
-        block, item = cur.block, _output_item(cur.block, cur.item_id)
+        if cur is None or not cur.announced:
+            return  # a message item that never got non-blank text was never announced
+        block = cur.block
+        if isinstance(block, ToolCall):
+            block.arguments = "".join(cur.pieces)
+        else:
+            block.text = "".join(cur.pieces)
+        item = _output_item(block, cur.item_id)
         _, done_type, done_field, fixed = _STREAM_OUT[cur.kind]
         if isinstance(block, ToolCall):
             self._item_event(frames, done_type, cur, **fixed, **{done_field: item[done_field]})
@@ -1227,7 +1310,9 @@ class StreamEncoder:
         status, payload = _error_payload(err)
         code, message = payload["error"]["code"], payload["error"]["message"]
         if code not in _FAILED_CODES:
-            code = "rate_limit_exceeded" if status == 429 else "server_error"
+            code = (
+                "server_error" if status >= 500 else "rate_limit_exceeded" if status == 429 else "invalid_request_error"
+            )
         resp = self._response("failed")
         resp["error"] = {"code": code, "message": message}
         self._event(frames, "response.failed", response=resp)

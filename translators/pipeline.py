@@ -37,19 +37,26 @@ from translators.canonical import (
 from translators.sse import SSEDecoder
 
 
-def _restore_call(call: ToolCall, tool_names: dict[str, str], custom_tools: frozenset[str]) -> bool:
-    """Give a call back its client-side name (shortened upstream) and kind (a client custom tool
-    sent upstream as a function). True when the call is such a custom call."""
+def _restore_call(
+    call: ToolCall, tool_names: dict[str, str], custom_tools: frozenset[str], namespaced: dict[str, list[str]]
+) -> bool:
+    """Give a call back its client-side name (shortened upstream), kind (a client custom tool
+    sent upstream as a function) and namespace (an R ``namespace`` tool's function, sent by its
+    flat name: ``name`` becomes the inner name). True when the call is such a custom call."""
     call.name = tool_names.get(call.name, call.name)
-    if call.name in custom_tools and call.kind == "function":
+    custom = call.name in custom_tools and call.kind == "function"
+    if custom:
         call.kind = "custom"
-        return True
-    return False
+    if (where := namespaced.get(call.name)) is not None:
+        call.namespace, call.name = where
+    return custom
 
 
-def _restore_calls(blocks: list, tool_names: dict[str, str], custom_tools: frozenset[str]) -> None:
+def _restore_calls(
+    blocks: list, tool_names: dict[str, str], custom_tools: frozenset[str], namespaced: dict[str, list[str]]
+) -> None:
     for block in blocks:
-        if isinstance(block, ToolCall) and _restore_call(block, tool_names, custom_tools):
+        if isinstance(block, ToolCall) and _restore_call(block, tool_names, custom_tools, namespaced):
             block.arguments = custom_input(block.arguments)
 
 
@@ -70,6 +77,7 @@ class StreamTranslator:
         "_decoder",
         "_done",
         "_encoder",
+        "_namespaced",
         "_sse",
         "_tool_names",
         "error",
@@ -84,6 +92,8 @@ class StreamTranslator:
         ctx: StreamContext,
         tool_names: dict[str, str] | None = None,
         custom_tools: Collection[str] = (),
+        *,
+        namespaced_tools: dict[str, list[str]] | None = None,
     ) -> None:
         self._sse = SSEDecoder()
         self._decoder = get_format(upstream_format).StreamDecoder()
@@ -91,6 +101,7 @@ class StreamTranslator:
         self._client_format, self._ctx = client_format, ctx
         self._tool_names = tool_names or {}
         self._custom_tools = frozenset(custom_tools)
+        self._namespaced = namespaced_tools or {}
         self._custom_index: int | None = None  # the open custom call whose arguments are buffered
         self._custom_args: list[str] = []
         self._done = False
@@ -137,12 +148,12 @@ class StreamTranslator:
         return b"" if self._done else self._fail(message)
 
     def _restore(self, events: list[Event]) -> list[Event]:
-        """Client-side tool names, and custom calls whose ``{"input": raw}`` arguments are
-        buffered until the block closes and then given as the raw input."""
+        """Client-side tool names and namespaces, and custom calls whose ``{"input": raw}``
+        arguments are buffered until the block closes and then given as the raw input."""
         out: list[Event] = []
         for ev in events:
             if isinstance(ev, BlockStart) and isinstance(ev.block, ToolCall):
-                if _restore_call(ev.block, self._tool_names, self._custom_tools):
+                if _restore_call(ev.block, self._tool_names, self._custom_tools, self._namespaced):
                     self._custom_index, self._custom_args = ev.index, []
             elif self._custom_index is not None and getattr(ev, "index", None) == self._custom_index:
                 if isinstance(ev, Delta):
@@ -155,7 +166,7 @@ class StreamTranslator:
         return out
 
     def _emit(self, events: list[Event]) -> bytes:
-        if self._tool_names or self._custom_tools:
+        if self._tool_names or self._custom_tools or self._namespaced:
             events = self._restore(events)
         for ev in events:
             if isinstance(ev, UsageEvent):
@@ -187,11 +198,15 @@ class StreamTranslator:
 
 
 def _decode_whole(
-    upstream_format: str, body: bytes, tool_names: dict[str, str] | None, custom_tools: Collection[str]
+    upstream_format: str,
+    body: bytes,
+    tool_names: dict[str, str] | None,
+    custom_tools: Collection[str],
+    namespaced_tools: dict[str, list[str]] | None,
 ) -> CanonicalResponse:
     resp: CanonicalResponse = get_format(upstream_format).decode_response(orjson.loads(body))
-    if tool_names or custom_tools:
-        _restore_calls(resp.content, tool_names or {}, frozenset(custom_tools))
+    if tool_names or custom_tools or namespaced_tools:
+        _restore_calls(resp.content, tool_names or {}, frozenset(custom_tools), namespaced_tools or {})
     return resp
 
 
@@ -202,10 +217,12 @@ def translate_response(
     ctx: StreamContext,
     tool_names: dict[str, str] | None = None,
     custom_tools: Collection[str] = (),
+    *,
+    namespaced_tools: dict[str, list[str]] | None = None,
 ) -> tuple[bytes, CanonicalResponse]:
     """Re-encode a whole non-streaming response body. Raises ``ValueError`` (incl. JSON errors)
     or ``TranslationError`` for bodies it cannot read."""
-    resp = _decode_whole(upstream_format, body, tool_names, custom_tools)
+    resp = _decode_whole(upstream_format, body, tool_names, custom_tools, namespaced_tools)
     return orjson.dumps(get_format(client_format).encode_response(resp, ctx)), resp
 
 
@@ -216,9 +233,11 @@ def synthesize_stream(
     ctx: StreamContext,
     tool_names: dict[str, str] | None = None,
     custom_tools: Collection[str] = (),
+    *,
+    namespaced_tools: dict[str, list[str]] | None = None,
 ) -> tuple[bytes, CanonicalResponse]:
     """A whole upstream body replayed as the client's SSE stream (delivered in one piece)."""
-    resp = _decode_whole(upstream_format, body, tool_names, custom_tools)
+    resp = _decode_whole(upstream_format, body, tool_names, custom_tools, namespaced_tools)
     encoder = get_format(client_format).StreamEncoder(ctx)
     return encoder.encode(response_to_events(resp)), resp
 

@@ -173,3 +173,29 @@ def test_previous_response_id_is_refused_clearly_when_translating(proxy: Proxy):
         oai(proxy).responses.create(model="emu-chat:text", input="hi", previous_response_id="resp_123")
     assert info.value.status_code == 400
     assert "previous_response_id" in info.value.body["message"]
+
+
+@pytest.mark.parametrize("backend", ["chat", "anthropic"])
+def test_responses_namespace_tools_come_back_with_their_namespace(proxy: Proxy, emulator: Emulator, backend: str):
+    """Codex dispatches by (namespace, name): flattened for the backend, restored for the client."""
+    emulator.clear()
+    tools = [
+        {
+            "type": "namespace",
+            "name": "mcp__docs__",
+            "description": "Docs server",
+            "tools": [
+                {
+                    "type": "function",
+                    "name": "search",
+                    "description": "Search the docs",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                }
+            ],
+        }
+    ]
+    resp = oai(proxy).responses.create(model=f"{BACKENDS[backend]}:tool", input="hi", tools=tools)
+    call = next(item for item in resp.output if item.type == "function_call")
+    assert (call.name, call.namespace) == ("search", "mcp__docs__")
+    sent = emulator.requests()[-1]["body"]["tools"][0]
+    assert (sent.get("name") or sent["function"]["name"]) == "mcp__docs__search"

@@ -63,8 +63,9 @@ NOW = 1_700_000_000
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 ITEM_PREFIX = {"reasoning": "rs_", "message": "msg_", "function_call": "fc_", "custom_tool_call": "ctc_"}
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
-#: ``response.failed`` codes Codex classifies that the SDK's ``ResponseError.code`` Literal lacks.
-CODEX_ONLY_CODES = {"context_length_exceeded", "insufficient_quota"}
+#: ``response.failed`` codes the encoder writes (Codex's vocabulary) that the SDK's
+#: ``ResponseError.code`` Literal lacks.
+CODEX_ONLY_CODES = {"context_length_exceeded", "insufficient_quota", "usage_not_included", "invalid_request_error"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -415,8 +416,9 @@ def test_previous_response_id_says_why() -> None:
 
 
 def test_codex_request_to_chat_and_anthropic_upstreams() -> None:
-    """The Codex turn (§7.2) toward C and A: developer messages -> system, flattened namespace,
-    web_search dropped, custom apply_patch as a one-string-parameter function toward A, tool
+    """The Codex turn (§7.2) toward C and A: developer messages -> system, flattened namespace
+    (``docs`` + ``__`` + its function's name), web_search dropped, custom apply_patch as a
+    one-string-parameter function toward A, tool
     results right after their calls, encrypted reasoning not sent to foreign upstreams."""
     req = R.decode_request(load("decode_request/codex.json")["input"])
     chat = openai_chat.encode_request(req, EncodeOptions())
@@ -429,7 +431,7 @@ def test_codex_request_to_chat_and_anthropic_upstreams() -> None:
         "shell_command",
         "update_plan",
         "apply_patch",
-        "docs__search",
+        "docs__docs__search",
     ]
     roles = [m["role"] for m in chat["messages"]]
     assert roles == ["system", "user", "user", "assistant", "tool", "assistant", "tool", "assistant", "user"]
@@ -546,6 +548,44 @@ def test_tool_choice_and_parallel_dropped_without_tools() -> None:
     }
 
 
+def test_custom_format_and_namespaces_toward_r() -> None:
+    """Toward an R upstream a custom tool keeps its ``format`` (the grammar), and namespace
+    functions go as flat functions by their flat names, as do history calls and tool_choice."""
+    body = load("decode_request/codex.json")["input"]
+    call = {"type": "function_call", "call_id": "c9", "name": "docs__search", "namespace": "docs", "arguments": "{}"}
+    body["input"] = [*body["input"], call]
+    body["tool_choice"] = {"type": "function", "name": "docs__search", "namespace": "docs"}
+    sent = R.encode_request(R.decode_request(body), EncodeOptions())
+    assert next(t for t in sent["tools"] if t["type"] == "custom") == next(
+        t for t in body["tools"] if t["type"] == "custom"
+    )
+    assert [(t["type"], t["name"]) for t in sent["tools"]][-1] == ("function", "docs__docs__search")
+    assert sent["input"][-1] == {
+        "type": "function_call",
+        "call_id": "c9",
+        "name": "docs__docs__search",
+        "arguments": "{}",
+    }
+    assert sent["tool_choice"] == {"type": "function", "name": "docs__docs__search"}
+
+
+def test_namespaced_calls_decode_to_flat_names() -> None:
+    """An upstream call into a namespace tool (response output or stream) gets the flat name."""
+    item = {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "search", "namespace": "mcp__docs__"}
+    call = ToolCall("c1", "mcp__docs__search", "{}", item_id="fc_1", namespace="mcp__docs__")
+    assert R.decode_response({"status": "completed", "output": [{**item, "arguments": "{}"}]}).content == [call]
+    added = orjson.dumps({"type": "response.output_item.added", "output_index": 0, "item": {**item, "arguments": ""}})
+    start = BlockStart(0, dataclasses.replace(call, arguments=""))
+    assert R.StreamDecoder().feed(SSEEvent(None, added))[-1] == start
+
+
+@pytest.mark.parametrize(("given", "sent"), [(1, 16), (15, 16), (16, 16), (4096, 4096)])
+def test_max_output_tokens_is_at_least_16(given: int, sent: int) -> None:
+    """OpenAI rejects ``max_output_tokens`` below 16 (Claude Code's quota probe asks for 1)."""
+    req = CanonicalRequest(model="m", messages=[Message("user", [Text("x")])], max_tokens=given)
+    assert R.encode_request(req, EncodeOptions())["max_output_tokens"] == sent
+
+
 # --------------------------------------------------------------------------- response behaviour
 
 
@@ -604,6 +644,35 @@ def test_failed_responses(error: dict[str, Any] | None, status: int, code: str |
     assert dec.close() == [] and dec.feed(SSEEvent(None, b'{"type":"response.completed"}')) == []
 
 
+def test_blank_text_is_no_message_item() -> None:
+    """As in the stream, blank text is no (empty) assistant message (§5 row 5)."""
+    resp = CanonicalResponse(content=[Text(" \n"), ToolCall("call_1", "f"), Text("")], stop_reason="tool_use")
+    body = R.encode_response(resp, StreamContext(model="m", client="codex"))
+    assert [i["type"] for i in body["output"]] == ["function_call"] and body["output_text"] == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (CanonicalError.of(400, "too long", code="context_length_exceeded"), "context_length_exceeded"),
+        (CanonicalError.of(402, "pay"), "insufficient_quota"),
+        (CanonicalError.of(403, "upgrade", code="usage_not_included"), "usage_not_included"),
+        (CanonicalError.of(429, "slow"), "rate_limit_exceeded"),
+        (CanonicalError.of(400, "flagged", code="invalid_prompt"), "invalid_prompt"),
+        (CanonicalError.of(400, "bad value", code="invalid_value"), "invalid_request_error"),
+        (CanonicalError.of(404, "no such model"), "invalid_request_error"),
+        (CanonicalError.of(529, "Overloaded"), "server_error"),
+        (CanonicalError.of(502, "cut", code="bad_gateway"), "server_error"),
+    ],
+)
+def test_failed_stream_codes(error: CanonicalError, code: str) -> None:
+    """``response.failed`` passes the codes Codex classifies through (§4.1, §6.2); any other 4xx
+    is ``invalid_request_error``, not a retryable ``server_error``."""
+    raw = R.StreamEncoder(StreamContext(model="m", client="codex")).encode([Start(), ErrorEvent(error)])
+    assert check_r_stream(raw, codex=True)[-1]["response"]["error"]["code"] == code
+    sdk_accumulate(raw)
+
+
 def test_decode_response_rejects_non_responses() -> None:
     for body in ([], {"id": "x"}):
         with pytest.raises(TranslationError) as exc:
@@ -627,7 +696,10 @@ def test_stream_encoder_edges() -> None:
     first = enc.encode([KeepAlive()])
     assert first.endswith(b": keep-alive\n\n") and first.count(b"event: ") == 2  # created + in_progress first
     assert enc.encode([Delta(5, "text", "no open block"), UsageEvent(Usage(input_tokens=1))]) == b""
-    assert enc.encode([BlockStart(0, Text("")), Delta(0, "arguments", "wrong kind")]).count(b"event: ") == 2
+    blank = [BlockStart(0, Text("")), Delta(0, "arguments", "wrong kind"), Delta(0, "text", " \n"), BlockStop(0)]
+    assert enc.encode(blank) == b""  # a message item is announced on its first non-blank text (§5 row 5)
+    opened = enc.encode([BlockStart(1, Text("\n")), Delta(1, "text", "Hi")])
+    assert opened.count(b"event: ") == 3 and b'"output_index":0' in opened and b'"delta":"\\nHi"' in opened
     tail = enc.encode([ErrorEvent(CanonicalError.of(400, "bad", code="context_length_exceeded")), End()])
     failed = orjson.loads(tail.split(b"data: ")[-1])
     assert failed["response"]["error"] == {"code": "context_length_exceeded", "message": "bad"}
@@ -673,6 +745,27 @@ def test_requests_never_crash(path: tuple[Any, ...], value: Any) -> None:
             target.encode_request(req, EncodeOptions(include_extra=target is R))
         except TranslationError:
             pass
+
+
+HUGE = 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    ("module", "usage"),
+    [
+        (R, {"input_tokens": HUGE, "output_tokens": HUGE, "output_tokens_details": {"reasoning_tokens": HUGE}}),
+        (openai_chat, {"prompt_tokens": HUGE, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": -1}}),
+        (anthropic_messages, {"input_tokens": HUGE, "output_tokens": -5, "cache_read_input_tokens": HUGE}),
+    ],
+)
+def test_huge_token_counts_are_clamped(module: Any, usage: dict[str, Any]) -> None:
+    """Upstream token counts are clamped to 0..2**53, so no encoder meets a sum orjson cannot write."""
+    decoded = module._decode_usage(usage)
+    assert all(0 <= n <= 2**53 for n in dataclasses.astuple(decoded) if n is not None)
+    resp = CanonicalResponse(content=[Text("x")], stop_reason="end_turn", usage=decoded)
+    for target in TARGETS:
+        orjson.dumps(target.encode_response(resp, StreamContext(model="m")))
+        target.StreamEncoder(StreamContext(model="m")).encode(canonical.response_to_events(resp))
 
 
 def test_upstream_responses_never_crash() -> None:

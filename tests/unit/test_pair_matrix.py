@@ -49,11 +49,14 @@ from translators.canonical import (
     Reasoning,
     ResponseAccumulator,
     StreamContext,
+    Text,
     ToolCall,
+    Usage,
     parse_arguments,
+    response_to_events,
     unpack_signature,
 )
-from translators.pipeline import StreamTranslator, translate_error, translate_response
+from translators.pipeline import StreamTranslator, synthesize_stream, translate_error, translate_response
 from translators.sse import SSEDecoder
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pairs"
@@ -79,10 +82,19 @@ A_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 R_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 R_ITEM_PREFIX = {"reasoning": "rs_", "message": "msg_", "function_call": "fc_", "custom_tool_call": "ctc_"}
 R_CALLS = ("function_call", "custom_tool_call")
-#: ``response.failed`` codes Codex classifies (§4.1); the encoder maps everything else to these.
-CODEX_FAILED_CODES = {"context_length_exceeded", "insufficient_quota", "rate_limit_exceeded", "server_error"}
+#: ``response.failed`` codes Codex classifies (§4.1), and ``invalid_request_error``, which the
+#: encoder gives any other 4xx (everything else is ``rate_limit_exceeded`` or ``server_error``).
+CODEX_FAILED_CODES = {
+    "context_length_exceeded",
+    "insufficient_quota",
+    "usage_not_included",
+    "rate_limit_exceeded",
+    "invalid_prompt",
+    "server_error",
+    "invalid_request_error",
+}
 #: …of which the SDK's ``ResponseError.code`` Literal lacks these (replaced before validating).
-SDK_MISSING_CODES = {"context_length_exceeded", "insufficient_quota"}
+SDK_MISSING_CODES = {"context_length_exceeded", "insufficient_quota", "usage_not_included", "invalid_request_error"}
 R_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
 
@@ -953,7 +965,8 @@ def test_codex_turn(direction: str) -> None:
     assert plan.client == "codex" and plan.custom_tools == ["apply_patch"]
     sent = orjson.loads(upstream.body)
     tools = [t.get("name") or t["function"]["name"] for t in sent["tools"]]
-    assert tools == ["shell_command", "update_plan", "apply_patch", "docs__search"]
+    assert tools == ["shell_command", "update_plan", "apply_patch", "docs__docs__search"]
+    assert plan.namespaced_tools == {"docs__docs__search": ["docs", "docs__search"]}
     for field in ("include", "store", "prompt_cache_key", "client_metadata", "text", "service_tier"):
         assert field not in sent
     request = load(direction, "codex_turn", "client_request.json")
@@ -967,21 +980,80 @@ def test_codex_turn(direction: str) -> None:
     assert len(patch) == 1 and patch[0]["name"] == "apply_patch" and patch[0]["input"].startswith("*** Begin Patch\n")
 
 
-# --------------------------------------------------------------------------- known gaps
+def _function(name: str) -> dict[str, Any]:
+    return {"type": "function", "name": name, "parameters": {"type": "object", "properties": {}}, "strict": False}
+
+
+#: Codex ``namespace`` tools: MCP servers (names ending in ``__``) sharing an inner name, and one
+#: that does not end in ``_``.
+CODEX_NAMESPACES = [
+    {"type": "namespace", "name": "mcp__github__", "description": "GitHub", "tools": [_function("search")]},
+    {"type": "namespace", "name": "mcp__docs__", "description": "Docs", "tools": [_function("search")]},
+    {"type": "namespace", "name": "multi_agent_v1", "tools": [_function("spawn_agent")]},
+]
+
+
+@pytest.mark.parametrize("direction", with_client(R))
+def test_codex_namespace_calls_keep_their_namespace(direction: str) -> None:
+    """Codex runs a namespace tool's function by (namespace, name): upstream, each gets its flat
+    Codex name (unique even when two namespaces share an inner name), history calls too, and a
+    call coming back (JSON, replayed JSON, stream) is a function_call with the inner name and its
+    namespace, which the next turn sends upstream by the flat name again."""
+    upstream_format = DIRECTIONS[direction][1]
+    history = [
+        {"role": "user", "content": "find it"},
+        {"type": "function_call", "call_id": "call_0", "name": "search", "namespace": "mcp__docs__", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_0", "output": "nothing"},
+    ]
+    model = "anth:m" if upstream_format == A else "chat:m"
+    plan, upstream = plan_for(direction, "codex", {"model": model, "input": history, "tools": CODEX_NAMESPACES})
+    assert plan.namespaced_tools == {
+        "mcp__github__search": ["mcp__github__", "search"],
+        "mcp__docs__search": ["mcp__docs__", "search"],
+        "multi_agent_v1__spawn_agent": ["multi_agent_v1", "spawn_agent"],
+    }
+    sent = orjson.loads(upstream.body)
+    assert [t.get("name") or t["function"]["name"] for t in sent["tools"]] == list(plan.namespaced_tools)
+
+    def history_calls(body: dict[str, Any]) -> list[str]:
+        if upstream_format == A:
+            turns = [m["content"] for m in body["messages"] if m["role"] == "assistant"]
+            return [b["name"] for content in turns for b in content if b["type"] == "tool_use"]
+        return [c["function"]["name"] for m in body["messages"] for c in m.get("tool_calls") or []]
+
+    assert history_calls(sent) == ["mcp__docs__search"]
+
+    calls = [ToolCall("call_1", "mcp__github__search", '{"q":"x"}'), ToolCall("call_2", "multi_agent_v1__spawn_agent")]
+    resp = CanonicalResponse(id="up_1", model="m", content=[Text("Looking."), *calls], stop_reason="tool_use")
+    resp.usage = Usage(input_tokens=10, output_tokens=5)
+    module, ctx = get_format(upstream_format), context(plan)
+    body = orjson.dumps(module.encode_response(resp, StreamContext(model="m")))
+    raw = module.StreamEncoder(StreamContext(model="m")).encode(response_to_events(resp))
+    expected = [("search", "mcp__github__"), ("spawn_agent", "multi_agent_v1")]
+    out, _ = translate_response(upstream_format, R, body, ctx, namespaced_tools=plan.namespaced_tools)
+    replayed, _ = synthesize_stream(upstream_format, R, body, ctx, namespaced_tools=plan.namespaced_tools)
+    translator = StreamTranslator(upstream_format, R, ctx, namespaced_tools=plan.namespaced_tools)
+    streamed = check_r_stream(translator.feed(raw) + translator.close(), codex=True)
+    for output in (orjson.loads(out)["output"], check_r_stream(replayed, codex=True)["output"], streamed["output"]):
+        items = [i for i in output if i["type"] == "function_call"]
+        assert [(i["name"], i["namespace"]) for i in items] == expected
+
+    turn = [*history, *(codex_replay(i) for i in streamed["output"])]
+    turn += [{"type": "function_call_output", "call_id": c.id, "output": "ok"} for c in calls]
+    _, followup = plan_for(direction, "codex", {"model": model, "input": turn, "tools": CODEX_NAMESPACES})
+    assert history_calls(orjson.loads(followup.body)) == ["mcp__docs__search", *(c.name for c in calls)]
+
+
+# --------------------------------------------------------------------------- blank upstream text
 
 
 def a_sse(*events: dict[str, Any]) -> bytes:
     return b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), orjson.dumps(e)) for e in events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the R StreamEncoder writes output_item.added at BlockStart, so a blank upstream text block (an "
-    "Anthropic-compatible backend opening an empty text block before a tool call) reaches Codex as an empty "
-    "assistant message (§4.2 step 3, §5 row 5); the fix (announce text items on their first non-blank delta, "
-    "as the A encoder does) contradicts test_openai_responses.py::test_stream_encoder_edges",
-)
 def test_blank_upstream_text_is_no_r_message() -> None:
+    """A blank upstream text block (an Anthropic-compatible backend opening an empty text block
+    before a tool call) is no empty assistant message for Codex (§4.2 step 3, §5 row 5)."""
     message = {"id": "msg_01Blank", "type": "message", "role": "assistant", "model": "glm-4.6", "content": []}
     message.update(stop_reason=None, stop_sequence=None, usage={"input_tokens": 10, "output_tokens": 1})
     raw = a_sse(

@@ -230,6 +230,8 @@ class WireShift:
             req.headers.pop(name, None)
         for name, value in upstream.set_headers.items():
             req.headers[name] = value
+        for name, value in upstream.default_headers.items():
+            req.headers.setdefault(name, value)  # the client's own value wins
         req.headers.pop("content-encoding", None)
         req.content = upstream.body
 

@@ -13,7 +13,8 @@ Schema (issue #2; custom-backend rules after ``reference-projects.md`` §4.4)::
         models: [str]              # optional static model list
         max_output_tokens: int     # cap applied to the client's max_tokens
         default_max_tokens: int    # max_tokens sent to Anthropic kinds when the client gave none
-        headers: {str: str}        # extra upstream headers
+        headers: {str: str}        # extra upstream headers; a client's own value wins
+                                   # (e.g. OpenRouter's HTTP-Referer / X-Title)
         drop_params: [str]         # top-level upstream body fields to remove (e.g. reasoning_effort
                                    # for a backend that rejects it)
         enabled: bool

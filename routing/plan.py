@@ -125,12 +125,15 @@ class ExecutionPlan:
 
 @dataclass(slots=True)
 class UpstreamRequest:
-    """What the addon sends upstream: full ``url``, headers to ``set`` and to ``drop``, ``body``."""
+    """What the addon sends upstream: full ``url``, headers to ``set`` and to ``drop``, ``body``,
+    and ``default_headers`` (the backend's configured ones, e.g. OpenRouter's ``HTTP-Referer`` /
+    ``X-Title``) to add only where the client did not send its own value."""
 
     url: str
     set_headers: dict[str, str]
     drop_headers: tuple[str, ...]
     body: bytes
+    default_headers: dict[str, str] = field(default_factory=dict)
 
 
 def _fail(plan: ExecutionPlan, status: int, message: str, **kw: Any) -> tuple[ExecutionPlan, None]:
@@ -249,7 +252,8 @@ def plan_request(
     set_headers, drop = _upstream_headers(
         backend, credential.key if credential else None, client_format, upstream_format
     )
-    return plan, UpstreamRequest(plan.upstream_url, set_headers, drop, orjson.dumps(upstream_body))
+    defaults = {k.lower(): v for k, v in backend.headers.items() if k.lower() not in set_headers}
+    return plan, UpstreamRequest(plan.upstream_url, set_headers, drop, orjson.dumps(upstream_body), defaults)
 
 
 def _clamp(value: int | None, backend: BackendSpec, plan: ExecutionPlan) -> int | None:
@@ -315,7 +319,7 @@ def _upstream_headers(
     """Headers to set and drop: the backend's key replaces the client's; vendor headers go
     only to that vendor's format; identity encoding so streams can be re-encoded."""
     drop: list[str] = [*CLIENT_AUTH_HEADERS, "content-length"]
-    set_headers: dict[str, str] = dict(backend.headers)
+    set_headers: dict[str, str] = {}
     if upstream_format == MESSAGES:
         if client_format != MESSAGES:
             drop += ANTHROPIC_HEADERS

@@ -259,3 +259,20 @@ def test_regular_mode_intercepts_only_vendor_and_backend_hosts(addon):
     backend_host = flow("/v1/chat/completions", {"model": "chat:m", "messages": []}, host="127.0.0.1")
     a.request(backend_host)
     assert backend_host.metadata["wireshift"]["backend"] == "chat"
+
+
+def test_configured_headers_are_defaults_the_client_can_override(tmp_path):
+    cfg = tmp_path / "h.yaml"
+    cfg.write_text(
+        "backends:\n  - kind: custom-openai-chat-compatible\n    backend_prefix: or\n    base_url: http://127.0.0.1:7009/v1\n"
+        "    api_keys: [k]\n    headers: {HTTP-Referer: 'https://wireshift.example', X-Title: wireshift,"
+        " Authorization: 'Bearer config-cannot-override-the-key'}\n"
+    )
+    a = WireShift()
+    with taddons.context(ConnectionStrategyOption(), a) as tctx:
+        tctx.configure(a, wireshift_config=str(cfg))
+        f = flow("/v1/chat/completions", {"model": "or:m", "messages": []}, headers={"X-Title": "my-app"})
+        a.request(f)
+    assert f.request.headers["X-Title"] == "my-app"
+    assert f.request.headers["HTTP-Referer"] == "https://wireshift.example"
+    assert f.request.headers["authorization"] == "Bearer k"

@@ -23,7 +23,14 @@ from routing.backends import Registry
 from routing.plan import ExecutionPlan, plan_request
 from translators import anthropic_messages
 from translators.canonical import CanonicalError, StreamContext, TranslationError, estimate_input_tokens
-from translators.pipeline import StreamTranslator, error_body, synthesize_stream, translate_error, translate_response
+from translators.pipeline import (
+    StreamTranslator,
+    UpstreamStreamFailed,
+    error_body,
+    synthesize_stream,
+    translate_error,
+    translate_response,
+)
 
 log = logging.getLogger("wireshift")
 
@@ -282,7 +289,13 @@ class WireShift:
         if plan.mode == "same-format" and is_sse and resp.status_code < 400:
             resp.stream = True
             return
-        if plan.mode != "translated" or resp.status_code >= 400 or not is_sse or encoding not in STREAMABLE_ENCODINGS:
+        if (
+            plan.mode != "translated"
+            or resp.status_code >= 400
+            or not is_sse
+            or not plan.client_stream  # a stream folded into one response for a non-streaming client
+            or encoding not in STREAMABLE_ENCODINGS
+        ):
             # translated in response() from the whole body; stream_large_bodies may have set
             # stream=True before this hook, which would skip that translation
             resp.stream = plan.mode == "same-format" and resp.status_code < 400 and bool(resp.stream)
@@ -340,8 +353,9 @@ class WireShift:
         assert resp is not None
         body = resp.get_content(strict=False) or b""
         ctx_ = self._stream_context(plan)
+        upstream_sse = "text/event-stream" in resp.headers.get("content-type", "")
         try:
-            if "text/event-stream" in resp.headers.get("content-type", ""):
+            if upstream_sse and plan.client_stream:
                 # an upstream stream we could not re-encode on the fly (e.g. brotli): whole body
                 translator = StreamTranslator(
                     plan.upstream_format or "", plan.client_format, ctx_, **_tool_restore(plan)
@@ -358,9 +372,20 @@ class WireShift:
                 resp.headers["content-type"] = "text/event-stream"
             else:
                 out, canonical = translate_response(
-                    plan.upstream_format or "", plan.client_format, body, ctx_, **_tool_restore(plan)
+                    plan.upstream_format or "",
+                    plan.client_format,
+                    body,
+                    ctx_,
+                    **_tool_restore(plan),
+                    upstream_stream=upstream_sse,
                 )
                 resp.headers["content-type"] = "application/json"
+        except UpstreamStreamFailed as failed:
+            status, out = error_body(plan.client_format, failed.error)
+            resp.status_code = status
+            resp.headers["content-type"] = "application/json"
+            flow.marked = ":warning:"
+            canonical = None
         except Exception as exc:
             log.warning("wireshift: cannot translate upstream response: %r", exc)
             err = CanonicalError.of(502, f"wireshift could not translate the upstream response: {exc}")

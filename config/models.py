@@ -17,10 +17,13 @@ Schema (issue #2; custom-backend rules after ``reference-projects.md`` §4.4)::
                                    # (e.g. OpenRouter's HTTP-Referer / X-Title)
         drop_params: [str]         # top-level upstream body fields to remove (e.g. reasoning_effort
                                    # for a backend that rejects it)
+        streaming: true | false | only  # true: streams and answers whole; false: never streams;
+                                   # only: always streams
         enabled: bool
     routing:
       default_backend: str | null  # backend_prefix for models without a known prefix
       aliases: {glob: selector}    # glob on the client's model -> "prefix:model"
+      transport_fallback: compatibility | exact  # convert stream <-> non-stream, or refuse
 
 Validation errors are raised by pydantic and rendered by ``config.loader`` with the file, the
 key path and the rule broken.
@@ -29,7 +32,7 @@ key path and the rule broken.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -93,6 +96,7 @@ class Backend(BaseModel):
     default_max_tokens: PositiveInt | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     drop_params: list[str] = Field(default_factory=list)
+    streaming: bool | Literal["only"] = True
     enabled: bool = True
 
     @field_validator("kind", mode="before")
@@ -151,12 +155,15 @@ class Backend(BaseModel):
 
 
 class Routing(BaseModel):
-    """Routing defaults: ``default_backend`` (a prefix) and glob ``aliases`` to selectors."""
+    """Routing defaults: ``default_backend`` (a prefix), glob ``aliases`` to selectors, and
+    ``transport_fallback``: ``compatibility`` converts between a streaming client and a backend
+    that cannot stream (or one that only streams); ``exact`` refuses the mismatch."""
 
     model_config = ConfigDict(extra="forbid")
 
     default_backend: str | None = None
     aliases: dict[str, str] = Field(default_factory=dict)
+    transport_fallback: Literal["compatibility", "exact"] = "compatibility"
 
 
 class WireshiftConfig(BaseModel):

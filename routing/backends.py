@@ -107,6 +107,7 @@ class BackendSpec:
     models: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     drop_params: tuple[str, ...] = ()
+    streaming: bool | str = True  # True, False (never streams) or "only" (always streams)
 
     def endpoint(self, wire_format: str) -> str:
         """Full upstream URL for ``wire_format``."""
@@ -155,6 +156,7 @@ def build_spec(row: Backend, env: Mapping[str, str]) -> BackendSpec:
         models=list(row.models),
         headers=dict(row.headers),
         drop_params=tuple(row.drop_params),
+        streaming=row.streaming,
     )
 
 
@@ -165,6 +167,7 @@ class Registry:
     backends: dict[str, BackendSpec]
     default_backend: str | None
     aliases: dict[str, str]
+    transport_fallback: str = "compatibility"
 
     def hosts(self) -> frozenset[str]:
         """Host names of the enabled backends' base URLs."""
@@ -186,4 +189,5 @@ class Registry:
         """Build from a validated config; keys are read from ``env`` (default ``os.environ``)."""
         environ = os.environ if env is None else env
         backends = {row.prefix: build_spec(row, environ) for row in cfg.backends if row.enabled}
-        return cls(backends, cfg.routing.default_backend, dict(cfg.routing.aliases))
+        routing = cfg.routing
+        return cls(backends, routing.default_backend, dict(routing.aliases), routing.transport_fallback)

@@ -73,7 +73,8 @@ def resolve(model: str, registry: Registry) -> Route | None:
 class ExecutionPlan:
     """Every decision about one request.
 
-    ``mode``: ``translated`` (client and upstream formats differ), ``same-format`` (fast path:
+    ``mode``: ``translated`` (client and upstream formats differ, or the transport is converted:
+    ``upstream_stream`` differs from ``client_stream``), ``same-format`` (fast path:
     model, URL and credentials change), ``passthrough`` (unrouted request to the vendor's own
     host, forwarded untouched) or ``local`` (answered by the proxy: ``error`` is set).
     ``credential`` is a key *fingerprint*, never the key. ``tool_names`` maps shortened tool
@@ -230,9 +231,16 @@ def plan_request(
         upstream_format = candidates[0]
     plan.upstream_format = upstream_format
     plan.upstream_url = backend.endpoint(upstream_format)
-    plan.upstream_stream = plan.client_stream
+    plan.upstream_stream = plan.client_stream if backend.streaming is True else backend.streaming == "only"
+    if plan.upstream_stream != plan.client_stream:
+        wanted, offered = ("streaming", "does not stream") if plan.client_stream else ("non-streaming", "only streams")
+        if registry.transport_fallback == "exact":
+            return _fail(plan, 400, f"backend {backend.prefix!r} {offered} and routing.transport_fallback is "
+                                    f"'exact': send a {'non-' if plan.client_stream else ''}streaming request",
+                         param="stream")  # fmt: skip
+        plan.notes.append(f"transport: {wanted} client on a backend that {offered} (converted)")
 
-    if upstream_format == client_format:
+    if upstream_format == client_format and plan.upstream_stream == plan.client_stream:
         plan.mode = "same-format"
         _clamp_body_max_tokens(data, backend, plan)
         # e.g. wireshift's own thinking signatures must not reach a real Anthropic upstream
@@ -277,6 +285,7 @@ def _translate_request(
     backend = route.backend
     req: CanonicalRequest = get_format(client_format).decode_request(data)
     req.model = route.model
+    req.stream = plan.upstream_stream
     req.max_tokens = _clamp(req.max_tokens, backend, plan)
     plan.include_usage = req.include_usage
     plan.estimated_input_tokens = estimate_input_tokens(req)

@@ -27,6 +27,7 @@ from translators.canonical import (
     ErrorEvent,
     Event,
     Finish,
+    ResponseAccumulator,
     StreamContext,
     ToolCall,
     Usage,
@@ -197,14 +198,42 @@ class StreamTranslator:
                 return b""
 
 
+class UpstreamStreamFailed(Exception):
+    """A whole upstream stream being folded into one response ended with an error event;
+    ``error`` is what the client should see."""
+
+    def __init__(self, error: CanonicalError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _fold_stream(upstream_format: str, body: bytes) -> CanonicalResponse:
+    """A whole upstream SSE body as one response (stream -> non-stream transport conversion)."""
+    sse, decoder = SSEDecoder(), get_format(upstream_format).StreamDecoder()
+    events: list[Event] = []
+    for sse_event in sse.feed(body) + sse.close():
+        events += decoder.feed(sse_event)
+    events += decoder.close()
+    folded = ResponseAccumulator()
+    folded.feed(events)
+    if folded.error is not None:
+        raise UpstreamStreamFailed(folded.error)
+    return folded.response
+
+
 def _decode_whole(
     upstream_format: str,
     body: bytes,
     tool_names: dict[str, str] | None,
     custom_tools: Collection[str],
     namespaced_tools: dict[str, list[str]] | None,
+    upstream_stream: bool = False,
 ) -> CanonicalResponse:
-    resp: CanonicalResponse = get_format(upstream_format).decode_response(orjson.loads(body))
+    resp: CanonicalResponse = (
+        _fold_stream(upstream_format, body)
+        if upstream_stream
+        else get_format(upstream_format).decode_response(orjson.loads(body))
+    )
     if tool_names or custom_tools or namespaced_tools:
         _restore_calls(resp.content, tool_names or {}, frozenset(custom_tools), namespaced_tools or {})
     return resp
@@ -219,10 +248,13 @@ def translate_response(
     custom_tools: Collection[str] = (),
     *,
     namespaced_tools: dict[str, list[str]] | None = None,
+    upstream_stream: bool = False,
 ) -> tuple[bytes, CanonicalResponse]:
-    """Re-encode a whole non-streaming response body. Raises ``ValueError`` (incl. JSON errors)
-    or ``TranslationError`` for bodies it cannot read."""
-    resp = _decode_whole(upstream_format, body, tool_names, custom_tools, namespaced_tools)
+    """Re-encode a whole response body as the client's non-streaming response; with
+    ``upstream_stream`` the body is an SSE stream, folded into one response. Raises
+    ``ValueError`` (incl. JSON errors) or ``TranslationError`` for bodies it cannot read, and
+    ``UpstreamStreamFailed`` for a folded stream that ended in an error."""
+    resp = _decode_whole(upstream_format, body, tool_names, custom_tools, namespaced_tools, upstream_stream)
     return orjson.dumps(get_format(client_format).encode_response(resp, ctx)), resp
 
 

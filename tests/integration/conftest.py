@@ -139,6 +139,15 @@ backends:
     base_url: {emu}
     api_keys: [backend-key-anthropic]
     max_output_tokens: 4096
+  # transport negotiation: a backend that never streams and one that only streams
+  - kind: custom-openai-chat-compatible
+    backend_prefix: emu-nostream
+    base_url: {emu}/v1
+    streaming: false
+  - kind: custom-anthropic-compatible
+    backend_prefix: emu-streamonly
+    base_url: {emu}
+    streaming: only
   # key-less twins for scenarios that answer 401/403/429: no key pool to retire or cool down,
   # so the keyed backends above stay usable for the rest of the session
   - kind: custom-openai-chat-compatible

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import anthropic
@@ -10,7 +11,7 @@ import openai
 import pytest
 
 from tests.integration.conftest import Emulator, Proxy, start_mitmdump, stop
-from tests.integration.test_e2e_sdk import USER, ant, oai
+from tests.integration.test_e2e_sdk import TOOLS_A, TOOLS_C, USER, ant, oai
 
 
 def test_invalid_config_refuses_to_start(tmp_path):
@@ -112,3 +113,28 @@ def test_key_pool_skips_rejected_and_cooling_keys(proxy: Proxy, emulator: Emulat
     assert [k["state"] for k in pool] == ["invalid", "cooling_down"]
     assert [k["requests"] for k in pool] == [1, 2] and [k["errors"] for k in pool] == [1, 1]
     assert "pool-key" not in str(status)
+
+
+def test_streaming_client_on_a_backend_that_does_not_stream(proxy: Proxy, emulator: Emulator):
+    emulator.clear()
+    with ant(proxy).messages.stream(model="emu-nostream:tool", max_tokens=64, messages=USER, tools=TOOLS_A) as s:
+        final = s.get_final_message()
+    assert final.stop_reason == "tool_use" and final.content[-1].input == {"city": "Paris", "unit": "celsius"}
+    chunks = list(oai(proxy).chat.completions.create(model="emu-nostream:text", messages=USER, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
+        "Hello from the wireshift reference backend."
+    )
+    assert [r["body"].get("stream", False) for r in emulator.requests()] == [False, False]
+
+
+def test_non_streaming_client_on_a_stream_only_backend(proxy: Proxy, emulator: Emulator):
+    emulator.clear()
+    resp = oai(proxy).chat.completions.create(model="emu-streamonly:tools-parallel", messages=USER, tools=TOOLS_C)
+    assert resp.choices[0].finish_reason == "tool_calls"
+    calls = resp.choices[0].message.tool_calls
+    assert [json.loads(c.function.arguments) for c in calls] == [{"city": "Paris"}, {"city": "Tokyo"}]
+    assert resp.usage.completion_tokens > 0
+    assert emulator.requests()[-1]["body"]["stream"] is True
+    with pytest.raises(openai.InternalServerError) as info:  # the folded stream ended in an error event
+        oai(proxy).chat.completions.create(model="emu-streamonly:error-midstream", messages=USER)
+    assert info.value.status_code == 503 and "Overloaded" in info.value.body["message"]

@@ -164,3 +164,31 @@ def test_translated_estimate_ignores_base64_length():
     )
     plan, _ = plan_request(registry({"ANTH_KEY": "k"}), "openai_chat", raw)
     assert 1600 < plan.estimated_input_tokens < 2000  # 100 text tokens + one image, not 100k
+
+
+@pytest.mark.parametrize("policy", ["compatibility", "exact"])
+def test_transport_negotiation(policy):
+    cfg = parse_config(
+        {"backends": [
+            {"kind": "custom-openai-chat-compatible", "backend_prefix": "never", "base_url": "http://h/v1",
+             "streaming": False},
+            {"kind": "custom-anthropic-compatible", "backend_prefix": "only", "base_url": "http://h",
+             "streaming": "only"}],
+         "routing": {"transport_fallback": policy}},
+        Path("t.yaml"),
+    )  # fmt: skip
+    reg = Registry.from_config(cfg, {})
+    streaming = body(model="never:m", stream=True, stream_options={"include_usage": True})
+    plan, up = plan_request(reg, "openai_chat", streaming)
+    if policy == "exact":
+        assert up is None and plan.error is not None and plan.error.status == 400 and plan.error.param == "stream"
+        assert "does not stream" in plan.error.message
+        return
+    assert up is not None and plan.mode == "translated"  # same format, but the transport is converted
+    assert (plan.client_stream, plan.upstream_stream) == (True, False)
+    sent = orjson.loads(up.body)
+    assert "stream" not in sent and "stream_options" not in sent
+    assert plan.notes == ["transport: streaming client on a backend that does not stream (converted)"]
+    plan, up = plan_request(reg, "openai_chat", body(model="only:m"))
+    assert up is not None and (plan.client_stream, plan.upstream_stream) == (False, True)
+    assert orjson.loads(up.body)["stream"] is True

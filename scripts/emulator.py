@@ -46,6 +46,13 @@ R usage = C usage renamed, plus ``cache_write_tokens``). Scenarios:
 - ``slow`` / ``slow-<ms>``: ten deltas "tick 0 " .. "tick 9 ", paced 200 ms (or <ms>, or the
   ``x-emulator-pace-ms`` header); the first delta is flushed at once.
 - ``fragmented``: the ``tool`` stream in 7-byte writes, CRLF line endings, ``: keep-alive`` comments.
+- ``stall-<ms>``: waits <ms> before sending anything (no headers either), then answers as ``text``.
+- ``many-<n>``: ``n`` text deltas "w0 " .. "w<n-1> " (benchmarks; a long stream of small chunks).
+
+Forced status (Go-LIP's emulator knob, for key pools): an API key (``Authorization: Bearer`` or
+``x-api-key``) of the form ``emu-status-<code>`` or ``emu-status-<code>-<retry-after seconds>``
+answers that status (401, 403, 429, 500, 503 or 529) in the format's envelope whatever the model
+says; a 429 carries ``Retry-After`` (the given seconds, else 7). Other keys are served normally.
 
 Stream-only scenarios answer non-streaming requests like ``text`` (``cut``, ``drop``), ``tool``
 (``fragmented``) or after the full pacing delay (``slow``). Run with
@@ -316,11 +323,23 @@ ALL_SCENARIOS = [*SCENARIOS, *STREAM_MODES, *ERRORS]
 
 
 def pick_scenario(model: str, header: str | None) -> tuple[str, int | None]:
-    """Scenario name and the pace from a ``slow-<ms>`` name (None otherwise) for a model string."""
+    """Scenario name and its number (the pace of ``slow-<ms>``, the wait of ``stall-<ms>``, the
+    length of ``many-<n>``; None otherwise) for a model string."""
     name = (header or model or "").rsplit("/", 1)[-1].strip()
-    if m := re.fullmatch(r"slow-(\d+)", name):
-        return "slow", int(m.group(1))
+    if m := re.fullmatch(r"(slow|stall|many)-(\d+)", name):
+        return m.group(1), int(m.group(2))
     return (name if name in ALL_SCENARIOS else "text"), None
+
+
+def forced_status(request: web.Request) -> tuple[str, str] | None:
+    """``(error scenario, retry-after)`` when the request's API key is ``emu-status-<code>[-<s>]``."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+    if m := re.fullmatch(r"emu-status-(\d{3})(?:-(\d+))?", key.strip()):
+        name = f"error-{m.group(1)}"
+        if name in ERRORS:
+            return name, m.group(2) or "7"
+    return None
 
 
 # ----------------------------------------------------------------------------- OpenAI Chat Completions (C)
@@ -622,10 +641,10 @@ def _json(obj: Any, status: int, rid: str, extra: dict[str, str] | None = None) 
     )
 
 
-def error_response(fmt: str, name: str, model: str, rid: str) -> web.Response:
+def error_response(fmt: str, name: str, model: str, rid: str, retry_after: str = "7") -> web.Response:
     """The HTTP error of an ``error-*`` scenario in the format's envelope."""
     c_status, c_type, c_code, c_msg, a_status, a_type, a_msg = ERRORS[name]
-    extra = {"Retry-After": "7"} if name == "error-429" else {}
+    extra = {"Retry-After": retry_after} if name == "error-429" else {}
     if fmt != "A":
         body = {"error": {"message": c_msg.format(model=model), "type": c_type, "param": None, "code": c_code}}
         return _json(body, c_status, rid, extra)
@@ -696,11 +715,21 @@ async def handle_generate(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict):
         return _bad_request(fmt, "The request body must be a JSON object.", rid)
     model = str(body.get("model") or "emulator")
-    name, slow_pace = pick_scenario(model, request.headers.get("x-emulator-scenario"))
+    name, number = pick_scenario(model, request.headers.get("x-emulator-scenario"))
+    if (forced := forced_status(request)) is not None:
+        return error_response(fmt, forced[0], model, rid, forced[1])
+    if name == "stall":
+        await asyncio.sleep((number or 0) / 1000)
+        name = "text"
     stream = body.get("stream") is True
     if name in ERRORS or (name == "error-midstream" and not stream):
         return error_response(fmt, "error-500" if name == "error-midstream" else name, model, rid)
-    reply = SCENARIOS[STREAM_MODES.get(name, name)](Ctx(fmt, body, parse_tools(fmt, body.get("tools"))))
+    ctx = Ctx(fmt, body, parse_tools(fmt, body.get("tools")))
+    if name == "many":
+        reply = Reply([Block("text", "".join(f"w{i} " for i in range(number or 0)))])
+    else:
+        reply = SCENARIOS[STREAM_MODES.get(name, name)](ctx)
+    slow_pace = number if name == "slow" else None
     header_pace = request.headers.get("x-emulator-pace-ms", "")
     pace = int(header_pace) if header_pace.isdigit() else slow_pace if slow_pace is not None else DEFAULT_PACE_MS
     resp_id = {"C": "chatcmpl-emu", "A": "msg_emu", "R": "resp_emu"}[fmt] + secrets.token_hex(10)

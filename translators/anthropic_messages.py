@@ -55,6 +55,7 @@ from translators.canonical import (
     new_id,
     pack_signature,
     parse_arguments,
+    split_extra,
     unpack_signature,
 )
 from translators.openai_chat import _count
@@ -69,6 +70,9 @@ _KNOWN_KEYS = frozenset(
     "model messages system tools tool_choice max_tokens temperature top_p top_k stop_sequences stream thinking "
     "metadata output_config output_format".split()
 )
+#: Messages parameters with no canonical home: the A client's own (Claude Code sends
+#: ``context_management``), so they stay out of ``req.extensions``.
+_NATIVE_KEYS = frozenset("container context_management mcp_servers service_tier".split())
 _STOP_REASONS = frozenset(
     {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal", "model_context_window_exceeded"}
 )
@@ -315,7 +319,8 @@ def decode_request(body: dict[str, Any]) -> CanonicalRequest:
     ``system``; later ones stay ``Message(role="system")``. Typed server tools and unknown block
     types are skipped; wireshift signature envelopes are unpacked into foreign ``Reasoning``.
     Unknown top-level keys (and ``output_config`` / ``metadata`` carrying more than wireshift
-    maps) go to ``extra`` unchanged. Raises ``TranslationError`` (400, naming the param) for a
+    maps) go to ``extra`` unchanged; keys that are not Messages parameters at all (vendor
+    extensions) also to ``extensions``. Raises ``TranslationError`` (400, naming the param) for a
     non-object body, a missing model, a non-array ``messages`` or wrongly typed fields.
     """
     if not isinstance(body, dict):
@@ -367,7 +372,7 @@ def decode_request(body: dict[str, Any]) -> CanonicalRequest:
         req.response_format = {"type": "json_schema", "name": "output", "schema": fmt["schema"], "strict": True}
     if isinstance(metadata.get("user_id"), str):
         req.user = metadata["user_id"]
-    req.extra = {k: v for k, v in body.items() if k not in _KNOWN_KEYS}
+    req.extra, req.extensions = split_extra(body, _KNOWN_KEYS, _NATIVE_KEYS)
     if set(output_config) - {"effort", "format"}:
         req.extra["output_config"] = body["output_config"]
     if set(metadata) - {"user_id"}:

@@ -201,8 +201,16 @@ class CanonicalRequest:
     ``system`` holds the leading system/developer segments in order. ``include_usage`` says the
     client wants usage in a stream (always true for A and R clients; C only with
     ``stream_options.include_usage``). ``response_format`` is ``{"type": "json_schema", "name",
-    "schema", "strict"}`` or ``{"type": "json_object"}``. ``extra`` holds top-level fields the
-    model does not know, forwarded only when source and target format are the same.
+    "schema", "strict"}`` or ``{"type": "json_object"}``.
+
+    ``extra`` holds every top-level field the model does not map, forwarded only when source and
+    target format are the same (``EncodeOptions.include_extra``). ``extensions`` is the part of
+    ``extra`` the client format's API does not define at all: vendor extensions a client sends
+    through ``extra_body`` (OpenRouter ``provider`` / ``models``, NIM ``nvext``, …), values as
+    sent. Only these may cross formats, and only where a backend quirk asks for them
+    (``routing.quirks.forward_extra_fields``); the client format's own unmapped parameters
+    (A ``context_management``, R ``include``, C ``seed``, …) mean something else, or nothing,
+    to another vendor (wire-formats.md §2.10) and never cross.
     """
 
     model: str
@@ -222,6 +230,17 @@ class CanonicalRequest:
     response_format: dict[str, Any] | None = None
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+def split_extra(
+    body: dict[str, Any], mapped: frozenset[str], native: frozenset[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(extra, extensions)`` of a request ``body`` (see ``CanonicalRequest``): ``extra`` is
+    every field not in ``mapped``; ``extensions`` those of them not in ``native`` either (the
+    client format's own parameters that have no canonical home)."""
+    extra = {k: v for k, v in body.items() if k not in mapped}
+    return extra, {k: v for k, v in extra.items() if k not in native}
 
 
 @dataclass(slots=True)

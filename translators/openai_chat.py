@@ -54,6 +54,7 @@ from translators.canonical import (
     dump_arguments,
     new_id,
     pack_signature,
+    split_extra,
     unpack_signature,
 )
 from translators.sse import KEEPALIVE_COMMENT, SSEEvent, encode_event
@@ -71,6 +72,13 @@ _REQUEST_KEYS = frozenset({
     "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "max_completion_tokens", "max_tokens",
     "temperature", "top_p", "stop", "stream", "stream_options", "reasoning_effort", "reasoning",
     "response_format", "user", "safety_identifier", "n", "logprobs",
+})
+#: Parameters of "Create chat completion" with no canonical home: the C client's own, so they
+#: stay out of ``req.extensions`` (forwarded only to a C upstream, as ``req.extra``).
+_NATIVE_KEYS = frozenset({
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "metadata", "modalities",
+    "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "seed", "service_tier",
+    "store", "top_logprobs", "verbosity", "web_search_options",
 })
 _FINISH_IN: dict[str, StopReason] = {
     "stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -147,7 +155,9 @@ def decode_request(body: dict[str, Any]) -> CanonicalRequest:
 
     ``body`` is the parsed JSON object. Leading ``system``/``developer`` messages become
     ``req.system``; ``tool`` (and legacy ``function``) messages become one user message with a
-    ``ToolResult`` each; unmapped top-level fields are kept in ``req.extra``.
+    ``ToolResult`` each; unmapped top-level fields are kept in ``req.extra``, and those that are
+    not "Create chat completion" parameters at all (``extra_body`` vendor extensions) also in
+    ``req.extensions``.
 
     Raises ``TranslationError`` (400, naming ``param``) for a non-object body, a missing ``model``
     or ``messages``, ``n`` > 1, ``logprobs: true``, ``input_audio`` parts, and malformed
@@ -194,7 +204,7 @@ def decode_request(body: dict[str, Any]) -> CanonicalRequest:
     req.reasoning = _decode_reasoning(body)
     req.response_format = _decode_response_format(body.get("response_format"))
     req.user = _str(body.get("user")) or _str(body.get("safety_identifier"))
-    req.extra = {k: v for k, v in body.items() if k not in _REQUEST_KEYS}
+    req.extra, req.extensions = split_extra(body, _REQUEST_KEYS, _NATIVE_KEYS)
     if _str(body.get("user")) and "safety_identifier" in body:
         req.extra["safety_identifier"] = body["safety_identifier"]
     return req

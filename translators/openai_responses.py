@@ -54,6 +54,7 @@ from translators.canonical import (
     dump_arguments,
     new_id,
     pack_signature,
+    split_extra,
     unpack_signature,
 )
 from translators.openai_chat import (
@@ -107,6 +108,13 @@ _INCOMPLETE: dict[str, str] = {
 _REQUEST_KEYS = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "max_output_tokens",
     "temperature", "top_p", "stream", "reasoning", "text", "user", "safety_identifier",
+})
+#: Parameters of "Create a model response" (and Codex's ``client_metadata``) with no canonical
+#: home: the R client's own, so they stay out of ``req.extensions``.
+_NATIVE_KEYS = frozenset({
+    "background", "client_metadata", "context_management", "conversation", "include", "max_tool_calls",
+    "metadata", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_options",
+    "prompt_cache_retention", "service_tier", "store", "stream_options", "top_logprobs", "truncation",
 })
 #: Stream encoder, per open block kind: (delta event, done event, done field, fixed fields).
 _STREAM_OUT: dict[str, tuple[str, str, str, JSON]] = {
@@ -268,7 +276,9 @@ def decode_request(body: dict[str, Any]) -> CanonicalRequest:
     ``namespace`` get the same flat name; custom tools keep their ``format``; hosted tools
     (``web_search``, ``file_search``, ``local_shell``, ``mcp``, …) and hosted-tool items are
     skipped. Unmapped fields (``store``, ``include``, ``prompt_cache_key``,
-    ``text.verbosity``, ``service_tier``, ``client_metadata``, ``metadata``, …) go to ``req.extra``.
+    ``text.verbosity``, ``service_tier``, ``client_metadata``, ``metadata``, …) go to ``req.extra``;
+    fields that are not R parameters at all (``extra_body`` vendor extensions) also to
+    ``req.extensions``.
 
     Raises ``TranslationError`` (400, naming ``param``) for a non-object body, a missing
     ``model`` or ``input``, ``previous_response_id`` / ``conversation`` / ``item_reference``
@@ -312,7 +322,7 @@ def decode_request(body: dict[str, Any]) -> CanonicalRequest:
         raise _invalid("'text' must be an object", "text")
     req.response_format = _decode_text_format(_dict(text).get("format"))
     req.user = _str(body.get("user")) or _str(body.get("safety_identifier"))
-    req.extra = {k: v for k, v in body.items() if k not in _REQUEST_KEYS}
+    req.extra, req.extensions = split_extra(body, _REQUEST_KEYS, _NATIVE_KEYS)
     if _str(body.get("user")) and "safety_identifier" in body:
         req.extra["safety_identifier"] = body["safety_identifier"]
     if set(_dict(text)) - {"format"}:

@@ -1,32 +1,42 @@
 """The wireshift mitmproxy addon: classify LLM flows, re-target them, re-encode responses.
 
 Thin glue (architecture.md): decisions come from ``routing.plan_request`` (one
-``ExecutionPlan`` per flow), byte translation from ``translators.pipeline``. Hook use follows
-mitmproxy-notes.md §2: rewrite in ``request``, install the stream re-encoder and fix framing
-headers in ``responseheaders``, translate buffered bodies and upstream errors in ``response``.
+``ExecutionPlan`` per flow), upstream attempts from ``routing.executor`` (keys, failover,
+timeouts), byte translation from ``translators.pipeline``. Hook use follows
+mitmproxy-notes.md §2: in ``request`` the executor makes the upstream call; a whole answer
+becomes the flow's response, a committed stream is handed over through ``routing.relay``
+(the flow is re-targeted to it, so mitmproxy streams it); ``responseheaders`` installs the
+stream re-encoder and fixes framing headers, ``response`` translates whole bodies and upstream
+errors. With the option ``wireshift_executor=false`` mitmproxy forwards the re-targeted flow
+itself (one attempt, no retry: the plain single-attempt path the benchmark compares against).
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
+import certifi
 import orjson
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from config.loader import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from routing.backends import Registry
-from routing.plan import ExecutionPlan, plan_request
+from routing.executor import Executor, Outcome, UpstreamStream
+from routing.plan import ExecutionPlan, UpstreamRequest, plan_request
+from routing.relay import Relay
 from translators import anthropic_messages
 from translators.canonical import CanonicalError, StreamContext, TranslationError, estimate_input_tokens
 from translators.pipeline import (
     StreamTranslator,
     UpstreamStreamFailed,
     error_body,
+    error_frame,
     synthesize_stream,
     translate_error,
     translate_response,
@@ -81,11 +91,15 @@ def _json_response(status: int, body: bytes, extra: dict[str, str] | None = None
 STREAMABLE_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
 
-def _stream_callable(translator: StreamTranslator, encoding: str) -> Callable[[bytes], bytes | Iterable[bytes]]:
+def _stream_callable(
+    translator: StreamTranslator, encoding: str, held: UpstreamStream | None = None
+) -> Callable[[bytes], bytes | Iterable[bytes]]:
     """mitmproxy ``flow.response.stream`` callable: network chunk in, client bytes out.
 
     Decompresses gzip/deflate when the upstream ignored ``accept-encoding: identity``; a body
-    that cannot be decompressed ends the client stream with its format's error frame.
+    that cannot be decompressed ends the client stream with its format's error frame. ``held``
+    is the relayed upstream stream, whose ``error`` (set when it died mid-way) ends the client
+    stream with that error instead of a generic one.
     """
     decomp = zlib.decompressobj(wbits=47) if encoding not in ("", "identity") else None
 
@@ -97,12 +111,33 @@ def _stream_callable(translator: StreamTranslator, encoding: str) -> Callable[[b
                 # b"" mid-stream would end an HTTP/1 chunked body (mitmproxy-notes.md §3.2)
                 return out or []
             tail = decomp.flush() if decomp else b""
-            return (translator.feed(tail) if tail else b"") + translator.close()
+            out = translator.feed(tail) if tail else b""
+            if held is not None and held.error:
+                return out + translator.abort(held.error)
+            return out + translator.close()
         except zlib.error as exc:
             out = translator.abort(f"wireshift cannot decompress the upstream stream ({encoding}): {exc}")
             return out if (out or not chunk) else []
 
     return stream
+
+
+def _relay_passthrough(client_format: str, held: UpstreamStream, ctx_: StreamContext) -> Callable[[bytes], bytes]:
+    """Stream callable for a same-format relayed stream: bytes pass unchanged; when the upstream
+    died mid-way the client format's error event is appended at the end."""
+
+    def stream(chunk: bytes) -> bytes:
+        if chunk:
+            return chunk
+        return error_frame(client_format, CanonicalError.of(502, held.error), ctx_) if held.error else b""
+
+    return stream
+
+
+def _redact(name: str, value: str, fingerprint: str | None) -> str:
+    """A credential header as shown in the flow: the key's fingerprint, never the key."""
+    shown = f"[redacted {fingerprint or 'key'}]"
+    return f"Bearer {shown}" if name == "authorization" and value.startswith("Bearer ") else shown
 
 
 def _file_stamp(path: str | None) -> tuple[str, float] | None:
@@ -123,6 +158,9 @@ class WireShift:
         self._intercept_hosts: frozenset[str] = VENDOR_HOSTS
         self._plans: dict[str, ExecutionPlan] = {}
         self._streams: dict[str, StreamTranslator] = {}
+        self._relayed: dict[str, tuple[str, UpstreamStream]] = {}  # flow id -> (relay url, stream)
+        self._executor: Executor | None = None
+        self._relay = Relay()
 
     # ------------------------------------------------------------------ options
 
@@ -133,6 +171,29 @@ class WireShift:
             "",
             "Path of the wireshift YAML config; empty means the embedded config/wireshift.yaml.",
         )
+        loader.add_option(  # type: ignore[attr-defined]
+            "wireshift_executor",
+            bool,
+            True,
+            "wireshift makes the upstream calls itself: key rotation, failover and timeouts before the "
+            "first output byte, streaming kept. Off: mitmproxy forwards each request once, no retry.",
+        )
+
+    def _executor_for(self) -> Executor:
+        if self._executor is None:
+            options = ctx.options.keys()
+            insecure = "ssl_insecure" in options and ctx.options.ssl_insecure
+            cafile = ctx.options.ssl_verify_upstream_trusted_ca if "ssl_verify_upstream_trusted_ca" in options else None
+            verify: ssl.SSLContext | bool = False
+            if not insecure:
+                verify = ssl.create_default_context(cafile=cafile or certifi.where())
+            self._executor = Executor(verify)
+        return self._executor
+
+    async def done(self) -> None:
+        if self._executor is not None:
+            await self._executor.close()
+        await self._relay.close()
 
     def configure(self, updated: set[str]) -> None:
         if "wireshift_config" in updated:
@@ -165,11 +226,14 @@ class WireShift:
     # Each hook is guarded: an unexpected exception must reach the client as an error in its
     # own format, never as a mitmproxy "Addon error" with the flow half-rewritten.
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        # returns a coroutine only when an upstream call is to be made (mitmproxy awaits it):
+        # local answers, passthrough and the direct path stay synchronous
         try:
-            self._request(flow)
+            return self._request(flow)
         except Exception as exc:
             self._internal_error(flow, "request", exc, 500)
+            return None
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         try:
@@ -187,6 +251,7 @@ class WireShift:
         log.exception("wireshift: internal error in %s hook", hook)
         plan = self._plans.pop(flow.id, None)
         self._streams.pop(flow.id, None)
+        self._release(flow)
         if status is None:
             return
         client_format = plan.client_format if plan else _guess_format(flow)
@@ -203,9 +268,9 @@ class WireShift:
         if flow.request.method == "POST" and flow.request.path.split("?", 1)[0] in LLM_PATHS:
             flow.request.stream = False
 
-    def _request(self, flow: http.HTTPFlow) -> None:
+    def _request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if flow.response is not None or self.registry is None:
-            return
+            return None
         req = flow.request
         path = req.path.split("?", 1)[0]
         reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
@@ -213,34 +278,93 @@ class WireShift:
         if client_format is None:
             if reverse:
                 self._answer_local_path(flow, path)
-            return
+            return None
         if not reverse and req.pretty_host not in self._intercept_hosts:
-            return  # regular mode: another host's /responses or /chat/completions is not ours
-        passthrough_ok = not reverse
+            return None  # regular mode: another host's /responses or /chat/completions is not ours
+        body = req.get_content(strict=False) or b""
+        if ctx.options.wireshift_executor:
+            return self._execute(flow, client_format, body, passthrough_ok=not reverse)
         plan, upstream = plan_request(
-            self.registry,
-            client_format,
-            req.get_content(strict=False) or b"",
-            passthrough_ok=passthrough_ok,
-            client=_known_client(req.headers),
+            self.registry, client_format, body, passthrough_ok=not reverse, client=_known_client(req.headers)
         )
-        flow.metadata[METADATA_KEY] = plan.to_metadata()
-        flow.comment = plan.summary()
+        self._annotate_plan(flow, plan)
         if plan.mode == "passthrough":
-            return
+            return None
         if upstream is None:
             self._answer_error(flow, plan.client_format, plan.error or CanonicalError.of(500, "no plan"))
-            return
+            return None
         self._plans[flow.id] = plan
+        self._rewrite_request(req, upstream, plan, redact=False)
         req.url = upstream.url
+        return None
+
+    async def _execute(self, flow: http.HTTPFlow, client_format: str, body: bytes, *, passthrough_ok: bool) -> None:
+        """Run the upstream attempts (``routing.executor``) and hand the outcome to mitmproxy."""
+        try:
+            assert self.registry is not None
+            req = flow.request
+            outcome = await self._executor_for().execute(
+                self.registry,
+                client_format,
+                body,
+                req.headers.items(multi=True),
+                passthrough_ok=passthrough_ok,
+                client=_known_client(req.headers),
+            )
+            if outcome.stream is not None:
+                await self._relay.start()
+            self._deliver(flow, outcome)
+        except Exception as exc:
+            self._internal_error(flow, "request", exc, 500)
+
+    def _deliver(self, flow: http.HTTPFlow, outcome: Outcome) -> None:
+        plan = outcome.plan
+        self._annotate_plan(flow, plan)
+        if plan.mode == "passthrough":
+            return
+        if not outcome.answered or outcome.upstream is None:
+            self._answer_error(flow, plan.client_format, plan.error or CanonicalError.of(502, "no upstream answer"))
+            return
+        req = flow.request
+        # the flow shows the real upstream request (credentials redacted) for inspection
+        self._rewrite_request(req, outcome.upstream, plan, redact=True)
+        req.url = outcome.upstream.url
+        self._plans[flow.id] = plan
+        if outcome.stream is not None:
+            if not self._relay.port:
+                raise RuntimeError("relay not started")
+            url = self._relay.hold(outcome.status, outcome.headers, outcome.stream)
+            self._relayed[flow.id] = (url, outcome.stream)
+            req.url = url
+            return
+        headers = http.Headers([(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in outcome.headers])
+        flow.response = http.Response.make(outcome.status, outcome.body, headers)
+
+    @staticmethod
+    def _rewrite_request(req: http.Request, upstream: UpstreamRequest, plan: ExecutionPlan, *, redact: bool) -> None:
+        """Apply the upstream request to the flow: headers dropped, set and defaulted, body.
+        ``redact`` shows credentials as the key's fingerprint (the executor sends the real ones)."""
         for name in upstream.drop_headers:
             req.headers.pop(name, None)
         for name, value in upstream.set_headers.items():
-            req.headers[name] = value
+            credential = name in ("authorization", "x-api-key")
+            req.headers[name] = _redact(name, value, plan.credential) if redact and credential else value
         for name, value in upstream.default_headers.items():
             req.headers.setdefault(name, value)  # the client's own value wins
         req.headers.pop("content-encoding", None)
         req.content = upstream.body
+
+    @staticmethod
+    def _annotate_plan(flow: http.HTTPFlow, plan: ExecutionPlan) -> None:
+        flow.metadata[METADATA_KEY] = plan.to_metadata()
+        flow.comment = plan.summary()
+
+    def _release(self, flow: http.HTTPFlow) -> None:
+        """Forget a relayed stream; release it if the relay never served it."""
+        relayed = self._relayed.pop(flow.id, None)
+        if relayed is not None:
+            self._relay.discard(relayed[0])
+            relayed[1].close()
 
     def _answer_local_path(self, flow: http.HTTPFlow, path: str) -> None:
         """Reverse mode has no real upstream for other paths: answer them here."""
@@ -281,13 +405,16 @@ class WireShift:
             return
         resp.headers["x-wireshift-backend"] = plan.backend or ""
         resp.headers["x-wireshift-upstream-model"] = plan.upstream_model or ""
+        relayed = self._relayed.get(flow.id)
         backend = self.registry.backends.get(plan.backend or "") if self.registry else None
-        if backend is not None and plan.credential:
+        if backend is not None and plan.credential and not plan.attempts:  # the executor reports its own
             backend.keys.report(plan.credential, resp.status_code, resp.headers.get("retry-after"))
         is_sse = "text/event-stream" in resp.headers.get("content-type", "")
         encoding = resp.headers.get("content-encoding", "").strip().lower()
         if plan.mode == "same-format" and is_sse and resp.status_code < 400:
-            resp.stream = True
+            resp.stream = True if relayed is None else _relay_passthrough(
+                plan.client_format, relayed[1], self._stream_context(plan)
+            )  # fmt: skip
             return
         if (
             plan.mode != "translated"
@@ -304,7 +431,7 @@ class WireShift:
             plan.upstream_format or "", plan.client_format, self._stream_context(plan), **_tool_restore(plan)
         )
         self._streams[flow.id] = translator
-        resp.stream = _stream_callable(translator, encoding)
+        resp.stream = _stream_callable(translator, encoding, relayed[1] if relayed else None)
         resp.headers.pop("content-encoding", None)
         resp.headers.pop("content-length", None)
         if flow.request.http_version.startswith("HTTP/1"):
@@ -316,9 +443,14 @@ class WireShift:
     def _response(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.pop(flow.id, None)
         translator = self._streams.pop(flow.id, None)
+        relayed = self._relayed.get(flow.id)
+        self._release(flow)
         resp = flow.response
         if plan is None or resp is None:
             return
+        if relayed is not None and relayed[1].error:
+            flow.marked = ":warning:"
+            flow.comment = f"{plan.summary()} ERROR {relayed[1].error[:200]}"
         if translator is not None:
             self._annotate(flow, plan, translator.usage, translator.error)
             return
@@ -402,6 +534,7 @@ class WireShift:
     def error(self, flow: http.HTTPFlow) -> None:
         plan = self._plans.pop(flow.id, None)
         translator = self._streams.pop(flow.id, None)
+        self._release(flow)
         if plan is None:
             return
         flow.marked = ":warning:"

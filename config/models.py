@@ -19,11 +19,18 @@ Schema (issue #2; custom-backend rules after ``reference-projects.md`` §4.4)::
                                    # for a backend that rejects it)
         streaming: true | false | only  # true: streams and answers whole; false: never streams;
                                    # only: always streams
+        timeouts: {connect, first_byte, idle}  # seconds; override routing.timeouts per field
         enabled: bool
     routing:
       default_backend: str | null  # backend_prefix for models without a known prefix
       aliases: {glob: selector}    # glob on the client's model -> "prefix:model"
       transport_fallback: compatibility | exact  # convert stream <-> non-stream, or refuse
+      routes: {name: [selector]}   # named failover routes: the model "name" tries each in order
+      max_attempts: int            # upstream attempts per request over all keys and candidates
+      timeouts:                    # seconds
+        connect: float             # TCP + TLS connect (10)
+        first_byte: float          # request sent -> first body bytes (600)
+        idle: float                # between two body chunks once output started (300)
 
 Validation errors are raised by pydantic and rendered by ``config.loader`` with the file, the
 key path and the rule broken.
@@ -79,6 +86,30 @@ RESERVED_PREFIXES = frozenset(
 )
 
 PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Timeouts(BaseModel):
+    """Upstream timeouts in seconds (``routing.timeouts``). ``connect``: TCP and TLS;
+    ``first_byte``: from sending the request to the first body bytes (a failure before it is
+    retried on the next key or route candidate); ``idle``: the longest silence between two body
+    chunks once output started (the client then gets its format's in-stream error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect: PositiveFloat = 10.0
+    first_byte: PositiveFloat = 600.0
+    idle: PositiveFloat = 300.0
+
+
+class TimeoutOverrides(BaseModel):
+    """Per-backend ``timeouts``: any field given replaces the ``routing.timeouts`` one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect: PositiveFloat | None = None
+    first_byte: PositiveFloat | None = None
+    idle: PositiveFloat | None = None
 
 
 class Backend(BaseModel):
@@ -97,6 +128,7 @@ class Backend(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     drop_params: list[str] = Field(default_factory=list)
     streaming: bool | Literal["only"] = True
+    timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
     enabled: bool = True
 
     @field_validator("kind", mode="before")
@@ -155,15 +187,29 @@ class Backend(BaseModel):
 
 
 class Routing(BaseModel):
-    """Routing defaults: ``default_backend`` (a prefix), glob ``aliases`` to selectors, and
-    ``transport_fallback``: ``compatibility`` converts between a streaming client and a backend
-    that cannot stream (or one that only streams); ``exact`` refuses the mismatch."""
+    """Routing defaults: ``default_backend`` (a prefix), glob ``aliases`` to selectors,
+    ``transport_fallback`` (``compatibility`` converts between a streaming client and a backend
+    that cannot stream, or one that only streams; ``exact`` refuses the mismatch), named failover
+    ``routes``, ``max_attempts`` and the upstream ``timeouts``."""
 
     model_config = ConfigDict(extra="forbid")
 
     default_backend: str | None = None
     aliases: dict[str, str] = Field(default_factory=dict)
     transport_fallback: Literal["compatibility", "exact"] = "compatibility"
+    routes: dict[str, list[str]] = Field(default_factory=dict)
+    max_attempts: PositiveInt = 6
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+    @field_validator("routes")
+    @classmethod
+    def _route_shape(cls, routes: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, candidates in routes.items():
+            if not name or any(c in name for c in "|:"):
+                raise ValueError(f"route name {name!r} must be non-empty without '|' or ':'")
+            if not candidates or any(not c or "|" in c for c in candidates):
+                raise ValueError(f"route {name!r} must list one or more selectors, each without '|'")
+        return routes
 
 
 class WireshiftConfig(BaseModel):
@@ -200,4 +246,12 @@ class WireshiftConfig(BaseModel):
                     f"routing.aliases[{pattern!r}] = {selector!r} must be 'prefix:model' with an "
                     f"enabled backend_prefix (known: {', '.join(sorted(seen)) or 'none'})"
                 )
+        for name, candidates in self.routing.routes.items():
+            for selector in candidates:
+                head, sep, _ = selector.partition(":")
+                if sep and head not in seen and selector not in self.routing.aliases:
+                    raise ValueError(
+                        f"routing.routes[{name!r}] candidate {selector!r} names no enabled backend_prefix "
+                        f"(known: {', '.join(sorted(seen)) or 'none'})"
+                    )
         return self

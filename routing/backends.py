@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from config.models import Backend, BackendKind, WireshiftConfig
+from config.models import Backend, BackendKind, Timeouts, WireshiftConfig
 from routing.credentials import KeyPool
 
 CHAT = "openai_chat"
@@ -108,6 +108,7 @@ class BackendSpec:
     headers: dict[str, str] = field(default_factory=dict)
     drop_params: tuple[str, ...] = ()
     streaming: bool | str = True  # True, False (never streams) or "only" (always streams)
+    timeouts: Timeouts = field(default_factory=Timeouts)  # routing.timeouts with this row's overrides
 
     def endpoint(self, wire_format: str) -> str:
         """Full upstream URL for ``wire_format``."""
@@ -131,8 +132,9 @@ def env_keys(root: str, env: Mapping[str, str], one_indexed: bool = False) -> li
     return list(dict.fromkeys(found))
 
 
-def build_spec(row: Backend, env: Mapping[str, str]) -> BackendSpec:
-    """Apply kind defaults to a config row and resolve its keys from ``env``."""
+def build_spec(row: Backend, env: Mapping[str, str], timeouts: Timeouts | None = None) -> BackendSpec:
+    """Apply kind defaults to a config row and resolve its keys from ``env``; ``timeouts`` are
+    the routing defaults the row's own ``timeouts`` override field by field."""
     defaults = KIND_DEFAULTS[row.kind]
     roots = (row.api_key_env_var_root,) if row.api_key_env_var_root else defaults.env_roots
     keys = [k.strip() for k in row.api_keys if k.strip()]
@@ -157,6 +159,7 @@ def build_spec(row: Backend, env: Mapping[str, str]) -> BackendSpec:
         headers=dict(row.headers),
         drop_params=tuple(row.drop_params),
         streaming=row.streaming,
+        timeouts=(timeouts or Timeouts()).model_copy(update=row.timeouts.model_dump(exclude_none=True)),
     )
 
 
@@ -168,6 +171,8 @@ class Registry:
     default_backend: str | None
     aliases: dict[str, str]
     transport_fallback: str = "compatibility"
+    routes: dict[str, list[str]] = field(default_factory=dict)
+    max_attempts: int = 6
 
     def hosts(self) -> frozenset[str]:
         """Host names of the enabled backends' base URLs."""
@@ -188,6 +193,13 @@ class Registry:
     def from_config(cls, cfg: WireshiftConfig, env: Mapping[str, str] | None = None) -> Registry:
         """Build from a validated config; keys are read from ``env`` (default ``os.environ``)."""
         environ = os.environ if env is None else env
-        backends = {row.prefix: build_spec(row, environ) for row in cfg.backends if row.enabled}
         routing = cfg.routing
-        return cls(backends, routing.default_backend, dict(routing.aliases), routing.transport_fallback)
+        backends = {row.prefix: build_spec(row, environ, routing.timeouts) for row in cfg.backends if row.enabled}
+        return cls(
+            backends,
+            routing.default_backend,
+            dict(routing.aliases),
+            routing.transport_fallback,
+            {name: list(c) for name, c in routing.routes.items()},
+            routing.max_attempts,
+        )

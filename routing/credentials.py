@@ -6,15 +6,15 @@ key unusable until restart; a 429 cools it down for its ``Retry-After`` (delta-s
 HTTP date) or ``DEFAULT_COOLDOWN`` seconds, and a longer cooldown is never shortened. Keys never
 appear in logs, flow metadata, errors or the status snapshot; ``fingerprint`` does.
 
-Retrying the *same* request with the next key needs the addon to own the upstream exchange
-(issue #4's executor); today a rejected key is skipped from the next request on.
+``routing.executor`` retries the same request with the next key before any output reached the
+client (``acquire(exclude=...)``); a rejected key is also skipped by every later request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -89,11 +89,12 @@ class KeyPool:
     def __repr__(self) -> str:
         return f"KeyPool({[s.fingerprint for s in self._states]})"
 
-    def acquire(self) -> Credential | None:
-        """The key to use now, or ``None`` when the pool is empty or every key is unusable."""
+    def acquire(self, exclude: Collection[str] = ()) -> Credential | None:
+        """The key to use now, or ``None`` when the pool is empty or every key is unusable;
+        ``exclude`` holds fingerprints already tried for this request."""
         now = self._clock()
         for state in self._states:
-            if not state.invalid and state.cooldown_until <= now:
+            if not state.invalid and state.cooldown_until <= now and state.fingerprint not in exclude:
                 state.requests += 1
                 return Credential(state.key)
         return None

@@ -7,7 +7,9 @@ plan and never re-derives a decision.
 
 Selector grammar (reference-projects.md §2.1, §12): ``backend_prefix:model`` split at the
 first ``:`` when the part before it is a known prefix (the model keeps later ``/`` and ``:``);
-otherwise the first matching alias glob; otherwise ``routing.default_backend``.
+otherwise the first matching alias glob; otherwise ``routing.default_backend``. A model string
+may hold failover candidates ``a|b|c`` (each a selector or alias) or name a ``routing.routes``
+entry; ``route_candidates`` expands it and ``routing.executor`` tries them in order.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import uuid
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,6 +46,13 @@ ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta", "anthropic-dangerous
 OPENAI_HEADERS = ("openai-organization", "openai-project")
 ANTHROPIC_VERSION = "2023-06-01"
 
+#: Hop-by-hop and framing headers: never copied between the client and upstream connections
+#: (RFC 9110 §7.6.1); the HTTP client sets its own Host and Content-Length.
+HOP_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection",
+     "proxy-authorization", "proxy-authenticate", "te", "trailer", "upgrade", "expect", "content-encoding"}
+)  # fmt: skip
+
 #: Body fields that hold the output-token limit, per format.
 MAX_TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
@@ -69,6 +79,16 @@ def resolve(model: str, registry: Registry) -> Route | None:
     return None
 
 
+def route_candidates(model: str, registry: Registry) -> list[str]:
+    """The failover candidates of a client model string, in order: a ``routing.routes`` name
+    gives its list; ``a|b|c`` gives its non-empty parts (stripped); anything else is itself."""
+    if model in registry.routes:
+        return list(registry.routes[model])
+    if "|" in model:
+        return [part for p in model.split("|") if (part := p.strip())]
+    return [model]
+
+
 @dataclass(slots=True)
 class ExecutionPlan:
     """Every decision about one request.
@@ -82,7 +102,10 @@ class ExecutionPlan:
     freeform tools sent upstream as functions, whose calls are turned back into custom calls.
     ``namespaced_tools`` maps the flat names of an R client's ``namespace`` tool functions to
     ``[namespace, inner name]``, so their calls go back to the client by namespace. ``notes``
-    lists adjustments made (clamps, drops) for inspection.
+    lists adjustments made (clamps, drops) for inspection. ``candidates`` are the route's
+    selectors in failover order (``route_candidates``); ``attempts`` records each upstream try
+    (``routing.executor.Attempt.to_dict``: backend, model, url, key fingerprint, status or
+    error, milliseconds); the other fields describe the candidate that answered.
     """
 
     request_id: str
@@ -104,6 +127,8 @@ class ExecutionPlan:
     namespaced_tools: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: CanonicalError | None = None
+    candidates: list[str] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_metadata(self) -> dict[str, Any]:
         """A tnetstring-serialisable, secret-free dict for ``flow.metadata``."""
@@ -118,9 +143,10 @@ class ExecutionPlan:
         if self.mode == "passthrough":
             return f"wireshift {self.client_format}: passthrough (unrouted {self.client_model!r})"
         stream = "stream" if self.client_stream else "non-stream"
+        tries = f", attempt {len(self.attempts)}" if len(self.attempts) > 1 else ""
         return (
             f"wireshift {self.client_format} -> {self.backend}:{self.upstream_model} "
-            f"[{self.mode}, {self.upstream_format}, {stream}]"
+            f"[{self.mode}, {self.upstream_format}, {stream}{tries}]"
         )
 
 
@@ -137,6 +163,18 @@ class UpstreamRequest:
     default_headers: dict[str, str] = field(default_factory=dict)
 
 
+def upstream_headers(client_headers: Iterable[tuple[str, str]], upstream: UpstreamRequest) -> list[tuple[str, str]]:
+    """The header list to send upstream: the client's headers (repeats kept, in order) without
+    hop-by-hop ones and ``upstream.drop_headers``, then ``set_headers``, then the
+    ``default_headers`` the client did not send itself."""
+    skip = HOP_HEADERS.union(upstream.drop_headers, upstream.set_headers)
+    out = [(k, v) for k, v in client_headers if k.lower() not in skip]
+    sent = {k.lower() for k, _ in out}
+    out += upstream.set_headers.items()
+    out += [(k, v) for k, v in upstream.default_headers.items() if k not in sent]
+    return out
+
+
 def _fail(plan: ExecutionPlan, status: int, message: str, **kw: Any) -> tuple[ExecutionPlan, None]:
     plan.mode = "local"
     plan.error = CanonicalError.of(status, message, **kw)
@@ -151,15 +189,19 @@ def plan_request(
     passthrough_ok: bool = False,
     request_id: str | None = None,
     client: str | None = None,
+    selector: str | None = None,
+    exclude_keys: Collection[str] = (),
 ) -> tuple[ExecutionPlan, UpstreamRequest | None]:
     """Decide how to serve one LLM request.
 
     ``client_format`` is a ``translators.FORMATS`` name, ``body`` the client's raw JSON.
     ``passthrough_ok`` allows an unrouted request to go on untouched (regular-proxy mode toward
     the vendor's own host). ``client`` names a known client (``"codex"``, ``"claude-code"``)
-    whose quirks the response encoders honour. Returns the plan and the upstream request; the upstream request is
-    ``None`` for ``local`` (``plan.error`` says what to answer) and ``passthrough`` plans.
-    Never raises for bad input.
+    whose quirks the response encoders honour. ``selector`` is the route candidate to plan
+    (default: the first of ``route_candidates`` of the body's ``model``; the client still sees
+    its own model string); ``exclude_keys`` are key fingerprints already tried for this request.
+    Returns the plan and the upstream request; the upstream request is ``None`` for ``local``
+    (``plan.error`` says what to answer) and ``passthrough`` plans. Never raises for bad input.
     """
     plan = ExecutionPlan(request_id=request_id or uuid.uuid4().hex, client_format=client_format, client=client)
     try:
@@ -173,17 +215,22 @@ def plan_request(
         return _fail(plan, 400, "'model' is required and must be a non-empty string", param="model")
     plan.client_model = model
     plan.client_stream = data.get("stream") is True
+    plan.candidates = route_candidates(model, registry)
+    if selector is None:
+        if not plan.candidates:
+            return _fail(plan, 400, f"model {model!r} holds no route candidate", param="model")
+        selector = plan.candidates[0]
 
-    route = resolve(model, registry)
+    route = resolve(selector, registry)
     if route is None:
-        if passthrough_ok:
+        if passthrough_ok and len(plan.candidates) == 1:
             plan.mode = "passthrough"
             return plan, None
         known = ", ".join(sorted(registry.backends)) or "none"
         return _fail(
             plan,
             404,
-            f"model {model!r} cannot be routed: it has no known backend prefix, matches no alias and no "
+            f"model {selector!r} cannot be routed: it has no known backend prefix, matches no alias and no "
             f"default_backend is set. Use 'prefix:model' with one of: {known}",
             param="model",
             code="model_not_found",
@@ -192,10 +239,10 @@ def plan_request(
     plan.backend, plan.upstream_model = backend.prefix, route.model
     if not route.model:
         return _fail(
-            plan, 400, f"model {model!r} names backend {backend.prefix!r} but no model after ':'", param="model"
+            plan, 400, f"model {selector!r} names backend {backend.prefix!r} but no model after ':'", param="model"
         )
 
-    credential = backend.keys.acquire()
+    credential = backend.keys.acquire(exclude_keys)
     if credential is None and len(backend.keys):
         status, wait = backend.keys.unavailable()
         if status == 401:

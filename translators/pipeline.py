@@ -191,11 +191,18 @@ class StreamTranslator:
         except Exception:
             # the encoder's own state is what failed: a fresh encoder still gives the client a
             # well-formed error frame instead of a silently dropped ending
-            try:
-                fresh: bytes = get_format(self._client_format).StreamEncoder(self._ctx).encode([ErrorEvent(self.error)])
-                return fresh
-            except Exception:
-                return b""
+            return error_frame(self._client_format, self.error, self._ctx)
+
+
+def error_frame(client_format: str, error: CanonicalError, ctx: StreamContext) -> bytes:
+    """The client format's in-stream error event(s) on their own, from a fresh encoder: what a
+    stream passed through unchanged gets appended when its upstream dies mid-way; ``b""`` if
+    even that fails."""
+    try:
+        frame: bytes = get_format(client_format).StreamEncoder(ctx).encode([ErrorEvent(error)])
+        return frame
+    except Exception:
+        return b""
 
 
 class UpstreamStreamFailed(Exception):

@@ -159,10 +159,41 @@ backends:
   - kind: custom-anthropic-compatible
     backend_prefix: emu-anthropic-nokey
     base_url: {emu}
+  # upstream execution (issue 4): keys the emulator answers with a forced status
+  # (emu-status-<code>[-<retry-after>]), a backend nobody listens on, tight timeouts
+  - kind: custom-openai-chat-compatible
+    backend_prefix: emu-k401
+    base_url: {emu}/v1
+    api_keys: [emu-status-401, k401-good]
+  - kind: custom-anthropic-compatible
+    backend_prefix: emu-k429
+    base_url: {emu}
+    api_keys: [emu-status-429-30, k429-good]
+  - kind: custom-openai-chat-compatible
+    backend_prefix: emu-kall
+    base_url: {emu}/v1
+    api_keys: [emu-status-429-5, emu-status-429-9]
+  - kind: custom-openai-chat-compatible
+    backend_prefix: emu-dead
+    base_url: http://127.0.0.1:{dead}/v1
+  - kind: custom-openai-chat-compatible
+    backend_prefix: emu-fast
+    base_url: {emu}/v1
+    timeouts: {{first_byte: 0.5, idle: 0.4}}
+  # built-in kinds pointed at the emulator, so their quirks show in what it receives
+  - kind: nvidia
+    base_url: {emu}/v1
+    api_keys: [nv-key]
+  - kind: openrouter
+    base_url: {emu}/v1
+    api_keys: [or-key]
+    headers: {{HTTP-Referer: "https://wireshift.test", X-Title: wireshift-tests}}
 routing:
   default_backend: emu-chat
   aliases:
     wireshift-agent: "emu-chat:agent"
+  routes:
+    failover-demo: ["emu-dead:text", "emu-chat-nokey:error-503", "emu-anthropic:text"]
 """
 
 
@@ -193,7 +224,7 @@ def start_mitmdump(config: Path, confdir: Path, log_file: Path, *extra: str) -> 
 def proxy(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     tmp = tmp_path_factory.mktemp("proxy")
     config = tmp / "wireshift.yaml"
-    config.write_text(TEST_CONFIG.format(emu=emulator.url))
+    config.write_text(TEST_CONFIG.format(emu=emulator.url, dead=free_port()))
     log_file = tmp / "mitmdump.log"
     proc, reverse_port, regular_port = start_mitmdump(config, tmp / "confdir", log_file)
     try:

@@ -90,31 +90,6 @@ def test_malformed_requests_get_a_client_format_400(proxy: Proxy, path: str, bod
         assert data["error"]["type"] == "invalid_request_error" and data["error"]["message"]
 
 
-def test_key_pool_skips_rejected_and_cooling_keys(proxy: Proxy, emulator: Emulator):
-    """401 invalidates key A (the next request uses B); a 429 with Retry-After cools B; with every
-    key unusable the client gets a 429 in its own format with retry-after; /wireshift/status
-    shows it all without revealing a key."""
-    client = oai(proxy)
-    emulator.clear()
-    with pytest.raises(openai.AuthenticationError):
-        client.chat.completions.create(model="emu-pool:error-401", messages=USER)
-    client.chat.completions.create(model="emu-pool:text", messages=USER)
-    keys = [r["headers"]["Authorization"] for r in emulator.requests()]
-    assert keys == ["Bearer pool-key-a", "Bearer pool-key-b"]
-    with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(model="emu-pool:error-429", messages=USER)
-    with pytest.raises(openai.RateLimitError) as info:
-        client.chat.completions.create(model="emu-pool:text", messages=USER)
-    assert "cooling down" in info.value.body["message"]
-    assert 1 <= int(info.value.response.headers["retry-after"]) <= 7
-    assert len(emulator.requests()) == 3  # the last one never left the proxy
-    status = httpx2.get(f"{proxy.reverse_url}/wireshift/status").json()
-    pool = status["backends"]["emu-pool"]["keys"]
-    assert [k["state"] for k in pool] == ["invalid", "cooling_down"]
-    assert [k["requests"] for k in pool] == [1, 2] and [k["errors"] for k in pool] == [1, 1]
-    assert "pool-key" not in str(status)
-
-
 def test_streaming_client_on_a_backend_that_does_not_stream(proxy: Proxy, emulator: Emulator):
     emulator.clear()
     with ant(proxy).messages.stream(model="emu-nostream:tool", max_tokens=64, messages=USER, tools=TOOLS_A) as s:

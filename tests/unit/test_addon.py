@@ -54,7 +54,7 @@ def addon(tmp_path: Path):
     cfg.write_text(CONFIG)
     a = WireShift()
     with taddons.context(ConnectionStrategyOption(), a) as tctx:
-        tctx.configure(a, wireshift_config=str(cfg))
+        tctx.configure(a, wireshift_config=str(cfg), wireshift_executor=False)
         yield a, tctx, tmp_path
 
 
@@ -270,7 +270,7 @@ def test_configured_headers_are_defaults_the_client_can_override(tmp_path):
     )
     a = WireShift()
     with taddons.context(ConnectionStrategyOption(), a) as tctx:
-        tctx.configure(a, wireshift_config=str(cfg))
+        tctx.configure(a, wireshift_config=str(cfg), wireshift_executor=False)
         f = flow("/v1/chat/completions", {"model": "or:m", "messages": []}, headers={"X-Title": "my-app"})
         a.request(f)
     assert f.request.headers["X-Title"] == "my-app"

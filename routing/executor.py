@@ -292,13 +292,13 @@ class Executor:
                     allow_redirects=False,
                     auto_decompress=True,
                 )
+        except aiohttp.ServerTimeoutError:  # also a TimeoutError: caught first
+            raise _PreOutputFailure(
+                f"connect timed out after {timeouts.connect:g}s (timeouts.connect)", 0, 504
+            ) from None
         except TimeoutError:
             raise _PreOutputFailure(
                 f"no response within {timeouts.first_byte:g}s (timeouts.first_byte)", 0, 504
-            ) from None
-        except aiohttp.ServerTimeoutError:
-            raise _PreOutputFailure(
-                f"connect timed out after {timeouts.connect:g}s (timeouts.connect)", 0, 504
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _PreOutputFailure(f"cannot connect to the upstream: {_describe(exc)}", 0, 502) from None

@@ -124,3 +124,15 @@ def forward_extra_fields(
     if sent:
         notes.insert(0, f"forwarded extra fields {', '.join(sent)}")
     return notes
+
+
+# --------------------------------------------------------------------------- usage
+
+
+def needs_usage_estimate(backend: BackendSpec, wire_format: str) -> bool:
+    """Whether a stream from ``backend`` in ``wire_format`` may end without usage, so the client
+    side must estimate it (``StreamContext.estimate_usage``): a Chat upstream reports stream
+    usage only when asked with ``stream_options.include_usage``, which hosted NIM rejects
+    (``stream_usage`` false, reference-projects.md §3.1) and ``drop_params`` may remove. R and A
+    streams always carry usage (wire-formats.md §2.8)."""
+    return wire_format == CHAT and (not backend.stream_usage or "stream_options" in backend.drop_params)

@@ -49,9 +49,11 @@ from translators.canonical import (
     ToolResult,
     TranslationError,
     Usage,
+    UsageEstimator,
     UsageEvent,
     dump_arguments,
     error_type_for_status,
+    estimate_usage,
     new_id,
     pack_signature,
     parse_arguments,
@@ -153,8 +155,13 @@ def _decode_usage(raw: JSON, base: Usage | None = None) -> Usage:
 
 
 def _usage_out(usage: Usage | None, ctx: StreamContext) -> JSON:
-    usage = usage or Usage(input_tokens=ctx.estimated_input_tokens)
-    return {key: getattr(usage, attr) for key, attr in _USAGE_FIELDS}
+    """A usage object; without ``usage`` the request estimate stands in for the input (marked
+    ``"estimated": true`` when ``ctx.estimate_usage``), as does an ``estimated`` usage."""
+    usage = usage or Usage(input_tokens=ctx.estimated_input_tokens, estimated=ctx.estimate_usage)
+    out = {key: getattr(usage, attr) for key, attr in _USAGE_FIELDS}
+    if usage.estimated:
+        out["estimated"] = True
+    return out
 
 
 def _envelope(block: Reasoning, foreign_signature: str | None = None) -> str:
@@ -713,8 +720,15 @@ def encode_response(resp: CanonicalResponse, ctx: StreamContext) -> dict[str, An
         "content": content,
         "stop_reason": _stop_out(resp.stop_reason, has_tool_use),
         "stop_sequence": resp.stop_sequence,
-        "usage": _usage_out(resp.usage, ctx),
+        "usage": _usage_out(_response_usage(resp, ctx), ctx),
     }
+
+
+def _response_usage(resp: CanonicalResponse, ctx: StreamContext) -> Usage | None:
+    """The response's usage, or an estimate when it has none and ``ctx.estimate_usage``."""
+    if resp.usage is None and ctx.estimate_usage:
+        return estimate_usage(resp.content, ctx.estimated_input_tokens)
+    return resp.usage
 
 
 # --------------------------------------------------------------------------- errors
@@ -942,10 +956,12 @@ class StreamEncoder:
     written), a ``signature_delta`` on every thinking block (wireshift's envelope when there is
     no A signature), ``message_delta`` (stop reason consistent with the emitted tool_use blocks,
     cumulative usage) then ``message_stop``, and nothing after ``message_stop`` or ``error``.
-    Never raises.
+    With ``ctx.estimate_usage`` a stream that reported no usage gets an estimate
+    (``UsageEstimator``) in ``message_delta``, marked ``"estimated": true`` (as is
+    ``message_start``'s input estimate). Never raises.
     """
 
-    __slots__ = ("_ctx", "_started", "_done", "_next", "_blk", "_tool_used", "_usage", "_finish")
+    __slots__ = ("_ctx", "_started", "_done", "_next", "_blk", "_tool_used", "_usage", "_finish", "_estimator")
 
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
@@ -956,9 +972,12 @@ class StreamEncoder:
         self._tool_used = False
         self._usage: Usage | None = None
         self._finish: Finish | None = None
+        self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
 
     def encode(self, events: list[Event]) -> bytes:
         """Encode a batch of canonical events into A SSE frames."""
+        if self._estimator is not None:
+            events = self._estimator.observe(events)
         frames: list[bytes] = []
         for ev in events:
             if self._done:

@@ -27,7 +27,7 @@ import base64
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -284,7 +284,10 @@ class Usage:
     C/R ``prompt_tokens`` / ``input_tokens`` = ``input_tokens + cache_read_tokens +
     cache_write_tokens`` (``prompt_total``). ``output_tokens`` includes reasoning tokens;
     ``reasoning_tokens`` is ``None`` when unknown. ``cache_write_5m`` / ``cache_write_1h`` split
-    ``cache_write_tokens`` by TTL when the upstream says so.
+    ``cache_write_tokens`` by TTL when the upstream says so. ``estimated`` marks figures
+    wireshift made up because the upstream reported none (``UsageEstimator``); every encoder
+    then adds ``"estimated": true`` to the client's usage object (an extra key the OpenAI and
+    Anthropic SDKs and Codex tolerate), so a client can tell an estimate from a count.
     """
 
     input_tokens: int = 0
@@ -294,6 +297,7 @@ class Usage:
     reasoning_tokens: int | None = None
     cache_write_5m: int | None = None
     cache_write_1h: int | None = None
+    estimated: bool = False
 
     @property
     def prompt_total(self) -> int:
@@ -477,6 +481,10 @@ class StreamContext:
     when the upstream reports usage only at the end. ``response_id`` overrides the minted id.
     ``client`` names a known client whose quirks an encoder honours (``"codex"``,
     ``"claude-code"``; ``None`` for any other), detected from headers by the addon.
+    ``estimate_usage`` says the upstream may not report usage (hosted NIM, whose
+    ``stream_options`` wireshift must strip: ``routing.quirks.needs_usage_estimate``): a stream
+    that ends without a ``UsageEvent``, or a response without usage, then gets an estimate
+    (``UsageEstimator``, ``estimate_usage``) marked ``estimated``.
     """
 
     model: str
@@ -484,6 +492,7 @@ class StreamContext:
     estimated_input_tokens: int = 0
     response_id: str | None = None
     client: str | None = None
+    estimate_usage: bool = False
 
 
 # --------------------------------------------------------------------------- helpers
@@ -580,6 +589,9 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
+#: The estimate's rule of thumb: about 4 characters a token.
+CHARS_PER_TOKEN = 4
+
 #: Rough token costs of media, which must not be counted by their base64 length.
 IMAGE_TOKENS = 1600
 DOCUMENT_TOKENS = 3000
@@ -609,7 +621,89 @@ def estimate_input_tokens(req: CanonicalRequest) -> int:
             media += IMAGE_TOKENS
         elif isinstance(block, Document):
             media += len(block.text) // 4 if block.text is not None else DOCUMENT_TOKENS
-    return chars // 4 + media + 4 * len(req.messages)
+    return chars // CHARS_PER_TOKEN + media + 4 * len(req.messages)
+
+
+def _tokens(chars: int) -> int:
+    """Output tokens for ``chars`` characters: rounded up, so any output counts at least one."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def estimate_usage(content: list[Block], input_tokens: int) -> Usage:
+    """An ``estimated`` usage for a whole response whose upstream reported none: ``input_tokens``
+    (the request estimate, ``estimate_input_tokens``) and output at about 4 characters a token
+    over text, refusals, reasoning (also as ``reasoning_tokens``) and tool names and arguments."""
+    chars = reasoning = 0
+    for block in content:
+        if isinstance(block, Reasoning):
+            reasoning += len(block.text)
+        elif isinstance(block, (Text, Refusal)):
+            chars += len(block.text)
+        elif isinstance(block, ToolCall):
+            chars += len(block.name) + len(block.arguments)
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=_tokens(chars) + _tokens(reasoning),
+        reasoning_tokens=_tokens(reasoning) if reasoning else None,
+        estimated=True,
+    )
+
+
+class UsageEstimator:
+    """Stands in for the usage an upstream stream did not report (``StreamContext.estimate_usage``).
+
+    ``observe(events) -> events`` is called on every batch a stream encoder gets, in order; it
+    counts the streamed output (text, refusal, reasoning, tool names and arguments; not
+    signatures) and, when the stream ends cleanly (``End``) with no ``UsageEvent`` seen, returns
+    the batch with an ``estimated`` ``UsageEvent`` inserted just before ``End``. Input is
+    ``input_tokens`` (the request estimate), or what a ``Start`` carried; output and reasoning
+    tokens are about 4 characters a token, rounded up. Once the upstream reports usage it stops
+    counting and returns every batch unchanged. An encoder holds one only when the flag is set,
+    so streams without the flag pay nothing.
+    """
+
+    __slots__ = ("_base", "_chars", "_reasoning", "_reported")
+
+    def __init__(self, input_tokens: int) -> None:
+        self._base = Usage(input_tokens=input_tokens)
+        self._chars = 0
+        self._reasoning = 0
+        self._reported = False
+
+    def observe(self, events: list[Event]) -> list[Event]:
+        """Count ``events``; returns them, with the estimate before a final ``End`` if needed."""
+        if self._reported:
+            return events
+        for i, ev in enumerate(events):
+            if isinstance(ev, Delta):
+                if ev.kind == "reasoning":
+                    self._reasoning += len(ev.value)
+                elif ev.kind != "signature":
+                    self._chars += len(ev.value)
+            elif isinstance(ev, BlockStart):
+                block = ev.block
+                if isinstance(block, ToolCall):
+                    self._chars += len(block.name) + len(block.arguments)
+                elif isinstance(block, Reasoning):
+                    self._reasoning += len(block.text)
+                else:
+                    self._chars += len(block.text)
+            elif isinstance(ev, UsageEvent):
+                self._reported = True
+                return events
+            elif isinstance(ev, Start):
+                if ev.usage is not None:
+                    self._base = ev.usage
+            elif isinstance(ev, End):
+                self._reported = True
+                return [*events[:i], UsageEvent(self.usage()), *events[i:]]
+        return events
+
+    def usage(self) -> Usage:
+        """The estimate so far (``estimated`` set)."""
+        output = _tokens(self._chars) + _tokens(self._reasoning)
+        reasoning = _tokens(self._reasoning) if self._reasoning else None
+        return replace(self._base, output_tokens=output, reasoning_tokens=reasoning, estimated=True)
 
 
 def response_to_events(resp: CanonicalResponse) -> list[Event]:

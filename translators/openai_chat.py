@@ -50,8 +50,10 @@ from translators.canonical import (
     ToolResult,
     TranslationError,
     Usage,
+    UsageEstimator,
     UsageEvent,
     dump_arguments,
+    estimate_usage,
     new_id,
     pack_signature,
     split_extra,
@@ -707,7 +709,16 @@ def _encode_usage(usage: Usage | None) -> dict[str, Any]:
     }
     if usage.reasoning_tokens is not None:
         out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.estimated:
+        out["estimated"] = True
     return out
+
+
+def _response_usage(resp: CanonicalResponse, ctx: StreamContext) -> Usage | None:
+    """The response's usage, or an estimate when it has none and ``ctx.estimate_usage``."""
+    if resp.usage is None and ctx.estimate_usage:
+        return estimate_usage(resp.content, ctx.estimated_input_tokens)
+    return resp.usage
 
 
 def decode_response(body: dict[str, Any]) -> CanonicalResponse:
@@ -744,7 +755,8 @@ def encode_response(resp: CanonicalResponse, ctx: StreamContext) -> dict[str, An
     ``id`` is ``ctx.response_id`` or a fresh ``chatcmpl-…``; ``model`` echoes ``ctx.model``.
     ``message.content`` is the joined text (``null`` when none), ``refusal`` the joined refusals,
     ``tool_calls`` only when present, plus ``reasoning_content`` / ``thinking_blocks`` for
-    reasoning. Usage is always present (zeros when unknown). Never raises for valid input.
+    reasoning. Usage is always present (zeros when unknown; with ``ctx.estimate_usage`` an
+    estimate marked ``"estimated": true``). Never raises for valid input.
     """
     text = "".join(b.text for b in resp.content if isinstance(b, Text))
     refusal = "".join(b.text for b in resp.content if isinstance(b, Refusal))
@@ -766,7 +778,7 @@ def encode_response(resp: CanonicalResponse, ctx: StreamContext) -> dict[str, An
                 "finish_reason": _finish_reason(resp.stop_reason, bool(calls)),
             }
         ],
-        "usage": _encode_usage(resp.usage),
+        "usage": _encode_usage(_response_usage(resp, ctx)),
     }
 
 
@@ -1124,11 +1136,14 @@ class StreamEncoder:
     Reasoning streams as ``reasoning_content``; when a reasoning block closes, a
     ``delta.thinking_blocks`` chunk exposes its payload (signature, redacted data, envelope) as
     ``encode_response`` does: from the first block with a payload on, every block (held earlier
-    ones included) gets its entry, in order (§4.3 step 4).
+    ones included) gets its entry, in order (§4.3 step 4). With ``ctx.estimate_usage`` a stream
+    that reported no usage gets an estimate (``UsageEstimator``) in its usage chunk, marked
+    ``"estimated": true``.
     """
 
     __slots__ = (
         "_ctx", "_id", "_created", "_started", "_finished", "_done", "_tools", "_usage", "_thinking", "_held", "_exposed",
+        "_estimator",
     )  # fmt: skip
 
     def __init__(self, ctx: StreamContext) -> None:
@@ -1143,9 +1158,12 @@ class StreamEncoder:
         self._thinking: tuple[int, Reasoning] | None = None  # open reasoning block, text/signature so far
         self._held: list[Reasoning] = []  # closed reasoning blocks not yet given a thinking_blocks entry
         self._exposed = False  # a block with a payload was seen: every block gets an entry
+        self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
 
     def encode(self, events: list[Event]) -> bytes:
         """Encode events in order; returns the SSE frames joined (``b""`` if none)."""
+        if self._estimator is not None:
+            events = self._estimator.observe(events)
         frames: list[bytes] = []
         for ev in events:
             if self._done:

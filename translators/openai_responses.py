@@ -50,8 +50,10 @@ from translators.canonical import (
     ToolResult,
     TranslationError,
     Usage,
+    UsageEstimator,
     UsageEvent,
     dump_arguments,
+    estimate_usage,
     new_id,
     pack_signature,
     split_extra,
@@ -780,15 +782,25 @@ def _decode_usage(raw: Any) -> Usage | None:
 
 def _encode_usage(usage: Usage | None, ctx: StreamContext) -> JSON:
     """R usage, always complete (Codex fails the turn on a partial object, §3.3); the request
-    estimate stands in for the input when the upstream reported nothing."""
-    usage = usage or Usage(input_tokens=ctx.estimated_input_tokens)
+    estimate stands in for the input when the upstream reported nothing (marked ``"estimated":
+    true`` when ``ctx.estimate_usage``, as is an ``estimated`` usage)."""
+    usage = usage or Usage(input_tokens=ctx.estimated_input_tokens, estimated=ctx.estimate_usage)
     details = {"cached_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
     out: JSON = {"input_tokens": usage.prompt_total, "input_tokens_details": details}
     out.update(
         output_tokens=usage.output_tokens, output_tokens_details={"reasoning_tokens": usage.reasoning_tokens or 0}
     )
     out["total_tokens"] = usage.prompt_total + usage.output_tokens
+    if usage.estimated:
+        out["estimated"] = True
     return out
+
+
+def _response_usage(resp: CanonicalResponse, ctx: StreamContext) -> Usage | None:
+    """The response's usage, or an estimate when it has none and ``ctx.estimate_usage``."""
+    if resp.usage is None and ctx.estimate_usage:
+        return estimate_usage(resp.content, ctx.estimated_input_tokens)
+    return resp.usage
 
 
 def _output_blocks(output: list[Any]) -> list[Block]:
@@ -845,7 +857,9 @@ def encode_response(resp: CanonicalResponse, ctx: StreamContext) -> dict[str, An
     ]
     output = [_output_item(b, _item_id(b)) for b in blocks]
     rid = ctx.response_id or new_id("resp_")
-    obj = _response_obj(rid, resp.created or _now(), ctx.model, "completed", output, _encode_usage(resp.usage, ctx))
+    obj = _response_obj(
+        rid, resp.created or _now(), ctx.model, "completed", output, _encode_usage(_response_usage(resp, ctx), ctx)
+    )
     _set_status(obj, resp.stop_reason)
     obj["output_text"] = "".join(b.text for b in blocks if isinstance(b, Text))
     return obj
@@ -1167,10 +1181,13 @@ class StreamEncoder:
     (``_FAILED_CODES``, else ``rate_limit_exceeded`` / ``invalid_request_error`` /
     ``server_error`` by status); an unfinished item is abandoned, never completed (Codex would
     run a partial call). Nothing is written after a terminal event; ``KeepAlive`` is an SSE
-    comment. Never raises.
+    comment. With ``ctx.estimate_usage`` a stream that reported no usage gets an estimate
+    (``UsageEstimator``) in its terminal response, marked ``"estimated": true``. Never raises.
     """
 
-    __slots__ = ("_ctx", "_id", "_created", "_seq", "_started", "_done", "_cur", "_output", "_usage", "_stop")
+    __slots__ = (
+        "_ctx", "_id", "_created", "_seq", "_started", "_done", "_cur", "_output", "_usage", "_stop", "_estimator",
+    )  # fmt: skip
 
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
@@ -1183,9 +1200,12 @@ class StreamEncoder:
         self._output: list[JSON] = []  # completed items
         self._usage: Usage | None = None
         self._stop: str | None = None
+        self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
 
     def encode(self, events: list[Event]) -> bytes:
         """Encode events in order; returns the SSE frames joined (``b""`` if none)."""
+        if self._estimator is not None:
+            events = self._estimator.observe(events)
         frames: list[bytes] = []
         for ev in events:
             if self._done:

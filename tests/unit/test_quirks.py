@@ -1,17 +1,32 @@
 """Provider quirks (issue #4 item 5): extra body fields per backend kind, usage estimation for
 upstreams that cannot report stream usage, Hugging Face translation, OpenRouter headers."""
 
+import itertools
 from pathlib import Path
 
 import orjson
 import pytest
+from anthropic.types import RawMessageStreamEvent
+from openai.types.chat import ChatCompletionChunk
+from openai.types.responses import ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from config.loader import parse_config
 from routing.backends import CHAT, MESSAGES, RESPONSES, Registry
 from routing.plan import plan_request
-from routing.quirks import NVIDIA_MAX_FIELDS, forward_extra_fields
-from translators import get_format
-from translators.canonical import EncodeOptions
+from routing.quirks import NVIDIA_MAX_FIELDS, forward_extra_fields, needs_usage_estimate
+from translators import anthropic_messages, get_format, openai_chat, openai_responses
+from translators.canonical import (
+    CanonicalResponse,
+    EncodeOptions,
+    StreamContext,
+    Text,
+    ToolCall,
+    Usage,
+    estimate_usage,
+)
+from translators.pipeline import StreamTranslator, synthesize_stream, translate_response
+from translators.sse import SSEDecoder
 
 A, C, R = "anthropic_messages", "openai_chat", "openai_responses"
 
@@ -216,3 +231,164 @@ def test_openrouter_title_header_is_a_configured_default_like_x_title():
     _, up = plan_request(registry(), C, raw)
     assert up is not None and up.default_headers == {"x-openrouter-title": "wireshift"}
     assert "x-openrouter-title" not in up.drop_headers and "x-openrouter-title" not in up.set_headers
+
+
+# --------------------------------------------------------------------------- usage estimate
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, **extra) -> bytes:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    body = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": "meta/llama"}
+    return b"data: " + orjson.dumps({**body, "choices": choices, **extra}) + b"\n\n"
+
+
+TEXT = "Hello there, how are you today?"  # 31 characters: 8 tokens at 4 a token, rounded up
+CALL = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+#: What hosted NIM streams once stream_options is stripped: no usage chunk at all.
+NO_USAGE = [
+    chunk({"role": "assistant", "content": ""}),
+    chunk({"content": TEXT[:12]}),
+    chunk({"content": TEXT[12:]}),
+    chunk({}, "stop"),
+    b"data: [DONE]\n\n",
+]
+REAL_USAGE = {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129}
+MINTED = [itertools.count()]
+
+
+def run(client: str, upstream: list[bytes], **ctx) -> list[dict]:
+    """A C upstream stream through the pipeline for ``client``; the data objects written (ids
+    minted by the encoders are ``<prefix>gen<n>``)."""
+    MINTED[0] = itertools.count()
+    context = StreamContext(model="nvidia:meta/llama", response_id="id-1", estimated_input_tokens=42, **ctx)
+    translator = StreamTranslator(C, client, context)
+    out = b"".join(translator.feed(part) for part in upstream) + translator.close()
+    events = [e.data for e in SSEDecoder().feed(out)]
+    return [orjson.loads(d) for d in events if d != b"[DONE]"]
+
+
+def usages(frames: list[dict]) -> list[dict]:
+    found = []
+    for f in frames:
+        for holder in (f, f.get("message") or {}, f.get("response") or {}):
+            if isinstance(holder.get("usage"), dict):
+                found.append(holder["usage"])
+    return found
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock_and_ids(monkeypatch):
+    monkeypatch.setattr(openai_chat, "_now", lambda: 1_700_000_000)
+    monkeypatch.setattr(openai_responses, "_now", lambda: 1_700_000_000)
+    for module in (openai_chat, openai_responses, anthropic_messages):
+        monkeypatch.setattr(module, "new_id", lambda prefix, nbytes=12: f"{prefix}gen{next(MINTED[0])}")
+
+
+def test_anthropic_client_gets_an_estimated_usage_from_a_stream_without_usage():
+    frames = run(A, NO_USAGE, estimate_usage=True)
+    start, delta = usages(frames)
+    assert start == {"input_tokens": 42, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                     "cache_read_input_tokens": 0, "estimated": True}  # fmt: skip
+    assert delta == {"input_tokens": 42, "output_tokens": 8, "cache_creation_input_tokens": 0,
+                     "cache_read_input_tokens": 0, "estimated": True}  # fmt: skip
+    assert [f["type"] for f in frames[-2:]] == ["message_delta", "message_stop"]
+
+
+def test_chat_client_with_include_usage_gets_an_estimated_usage_chunk():
+    frames = run(C, NO_USAGE, estimate_usage=True, include_usage=True)
+    last = frames[-1]
+    assert last["choices"] == [] and last["id"] == "id-1"
+    assert last["usage"] == {"prompt_tokens": 42, "completion_tokens": 8, "total_tokens": 50,
+                             "prompt_tokens_details": {"cached_tokens": 0}, "estimated": True}  # fmt: skip
+    assert "".join(f["choices"][0]["delta"].get("content") or "" for f in frames if f["choices"]) == TEXT
+
+
+def test_responses_client_gets_an_estimated_usage_that_codex_can_parse():
+    frames = run(R, NO_USAGE, estimate_usage=True)
+    completed = frames[-1]
+    assert completed["type"] == "response.completed"
+    usage = completed["response"]["usage"]
+    assert usage == {"input_tokens": 42, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                     "output_tokens": 8, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 50,
+                     "estimated": True}  # fmt: skip
+    for frame in frames:  # the SDK's own types accept the extra key
+        TypeAdapter(ResponseStreamEvent).validate_python(frame)
+
+
+def test_sdk_types_accept_the_estimated_key():
+    for frame in run(A, NO_USAGE, estimate_usage=True):
+        TypeAdapter(RawMessageStreamEvent).validate_python(frame)
+    last = ChatCompletionChunk.model_validate(run(C, NO_USAGE, estimate_usage=True, include_usage=True)[-1])
+    assert last.usage is not None and last.usage.completion_tokens == 8
+    assert last.usage.model_extra == {"estimated": True}
+
+
+def test_tool_calls_and_reasoning_count_as_output():
+    stream = [
+        chunk({"role": "assistant", "reasoning_content": "Think" * 4}),  # 20 chars: 5 reasoning tokens
+        chunk({"tool_calls": [CALL]}),  # name: 11 chars
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":"Paris"}'}}]}),  # 16 chars
+        chunk({}, "tool_calls"),
+        b"data: [DONE]\n\n",
+    ]
+    usage = run(C, stream, estimate_usage=True, include_usage=True)[-1]["usage"]
+    assert usage["completion_tokens"] == 7 + 5 and usage["completion_tokens_details"] == {"reasoning_tokens": 5}
+    assert usage["estimated"] is True
+
+
+@pytest.mark.parametrize("client", [A, C, R])
+def test_without_the_flag_nothing_changes(client):
+    plain = run(client, NO_USAGE, include_usage=True)
+    assert not any("estimated" in u for u in usages(plain))
+    assert run(client, NO_USAGE, include_usage=True, estimate_usage=False) == plain
+
+
+@pytest.mark.parametrize("client", [A, C, R])
+def test_a_reported_usage_wins_over_the_estimate(client):
+    late = [*NO_USAGE[:-1], chunk(None, usage=REAL_USAGE), NO_USAGE[-1]]  # after the finish chunk
+    with_flag = run(client, late, estimate_usage=True, include_usage=True)
+    if client == A:  # message_start's input figure is the request estimate either way, marked with the flag
+        assert with_flag[0]["message"]["usage"]["estimated"] is True
+        with_flag[0]["message"]["usage"].pop("estimated")
+    assert with_flag == run(client, late, include_usage=True)
+    final = usages(with_flag)[-1]
+    assert "estimated" not in final and final.get("output_tokens", final.get("completion_tokens")) == 9
+
+
+@pytest.mark.parametrize("client", [A, C, R])
+def test_an_error_ending_gets_no_estimate(client):
+    frames = run(client, NO_USAGE[:3], estimate_usage=True, include_usage=True)  # cut before the finish
+    assert not any(u.get("estimated") and u.get("output_tokens", u.get("completion_tokens")) for u in usages(frames))
+
+
+@pytest.mark.parametrize("client", [A, C, R])
+def test_whole_responses_without_usage_are_estimated_too(client):
+    body = orjson.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": TEXT}, "finish_reason": "stop"}]})  # fmt: skip
+    ctx = StreamContext(model="m", estimated_input_tokens=42, estimate_usage=True)
+    out, _ = translate_response(C, client, body, ctx)
+    usage = orjson.loads(out)["usage"]
+    assert usage["estimated"] is True and usage.get("output_tokens", usage.get("completion_tokens")) == 8
+    plain, _ = translate_response(C, client, body, StreamContext(model="m", estimated_input_tokens=42))
+    assert "estimated" not in orjson.loads(plain)["usage"]
+    streamed, _ = synthesize_stream(C, client, body, ctx)  # a streaming client on a non-streaming upstream
+    assert (
+        usages([orjson.loads(e.data) for e in SSEDecoder().feed(streamed) if e.data != b"[DONE]"])[-1]["estimated"]
+        is True
+    )
+
+
+def test_estimate_usage_of_a_response():
+    resp = CanonicalResponse(content=[Text("abcde"), ToolCall("c", "fn", '{"a":1}')])
+    assert estimate_usage(resp.content, 10) == Usage(input_tokens=10, output_tokens=4, estimated=True)  # 14 chars
+
+
+def test_needs_usage_estimate_only_for_chat_upstreams_that_cannot_report_it():
+    backends = registry().backends
+    assert needs_usage_estimate(backends["nvidia"], CHAT)
+    assert not needs_usage_estimate(backends["nvidia"], RESPONSES)
+    assert not needs_usage_estimate(backends["openrouter"], CHAT)
+    assert not needs_usage_estimate(backends["hf"], CHAT)
+    cfg = parse_config({"backends": [{"kind": "custom-openai-chat-compatible", "backend_prefix": "d",
+                                      "base_url": "http://h/v1", "drop_params": ["stream_options"]}]}, Path("t.yaml"))  # fmt: skip
+    assert needs_usage_estimate(Registry.from_config(cfg, {}).backends["d"], CHAT)

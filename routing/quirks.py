@@ -109,7 +109,7 @@ def forward_extra_fields(
     if wire_format not in formats:
         return []
     sent: list[str] = []
-    notes: list[str] = []
+    dropped: dict[str, list[str]] = {}  # reason -> names
     for name, value in extra.items():
         if value is None or name in body or any(k in body for k in _SUPERSEDED_BY.get(name, ())):
             continue
@@ -117,13 +117,18 @@ def forward_extra_fields(
         if reason is None and limit is not None and len(sent) >= limit:
             reason = f"over {limit} fields"
         if reason is not None:
-            notes.append(f"dropped extra field {name[:80]!r} ({reason})")
+            dropped.setdefault(reason, []).append(name)
             continue
         body[name] = value
         sent.append(name)
-    if sent:
-        notes.insert(0, f"forwarded extra fields {', '.join(sent)}")
-    return notes
+    notes = [f"forwarded extra fields {', '.join(sent)}"] if sent else []
+    return notes + [f"dropped extra fields {_names(names)} ({reason})" for reason, names in dropped.items()]
+
+
+def _names(names: list[str], shown: int = 8) -> str:
+    """Names for a note: at most ``shown`` of them, each cut to 64 characters (client-chosen)."""
+    text = ", ".join(repr(n[:64]) for n in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 # --------------------------------------------------------------------------- usage

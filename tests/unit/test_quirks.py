@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from config.loader import parse_config
 from routing.backends import CHAT, MESSAGES, RESPONSES, Registry
-from routing.plan import plan_request
+from routing.plan import plan_request, upstream_headers
 from routing.quirks import NVIDIA_MAX_FIELDS, forward_extra_fields, needs_usage_estimate
 from translators import anthropic_messages, get_format, openai_chat, openai_responses
 from translators.canonical import (
@@ -117,7 +117,7 @@ def test_openrouter_keeps_encoded_fields_and_drops_what_it_does_not_know():
     assert sent["user"] == "u-1"  # encoded from metadata.user_id: wins over the raw field
     assert sent["reasoning_effort"] == "medium" and "reasoning" not in sent  # mapped spelling wins
     assert "models" not in sent and "nvext" not in sent and "context_management" not in sent
-    assert notes == ["dropped extra field 'nvext' (not an OpenRouter field)"]
+    assert notes == ["dropped extra fields 'nvext' (not an OpenRouter field)"]
 
 
 def test_openrouter_responses_upstream_and_other_formats():
@@ -156,9 +156,8 @@ def test_nvidia_forwards_unknown_fields_within_bounds():
     assert sent["stop"] == ["END"]  # encoded fields win
     assert notes == [
         "forwarded extra fields nvext, chat_template_kwargs",
-        "dropped extra field 'bad-name' (name not allowed)",
-        f"dropped extra field {'x' * 65!r} (name not allowed)",
-        "dropped extra field 'huge' (value over 16 KiB)",
+        f"dropped extra fields 'bad-name', {'x' * 64!r} (name not allowed)",
+        "dropped extra fields 'huge' (value over 16 KiB)",
     ]
     fits = "y" * (16 * 1024 - 2)  # 16 KiB exactly once serialised with its quotes
     sent, _ = translate(A, {"model": "m", "max_tokens": 5, "messages": [USER], "fits": fits}, "nvidia")
@@ -169,7 +168,11 @@ def test_nvidia_forwards_at_most_32_fields():
     extras = {f"f{i}": i for i in range(NVIDIA_MAX_FIELDS + 3)}
     sent, notes = translate(A, {"model": "m", "max_tokens": 5, "messages": [USER], **extras}, "nvidia")
     assert [k for k in sent if k.startswith("f")] == [f"f{i}" for i in range(NVIDIA_MAX_FIELDS)]
-    assert notes[1:] == [f"dropped extra field 'f{i}' (over 32 fields)" for i in range(32, 35)]
+    assert notes[1:] == ["dropped extra fields 'f32', 'f33', 'f34' (over 32 fields)"]
+    many = {f"bad-{i}": i for i in range(1000)}
+    _, notes = translate(A, {"model": "m", "max_tokens": 5, "messages": [USER], **many}, "nvidia")
+    assert notes == ["dropped extra fields " + ", ".join(f"'bad-{i}'" for i in range(8)) + " and 992 more "
+                     "(name not allowed)"]  # fmt: skip
 
 
 def test_claude_code_fields_never_reach_nvidia():
@@ -231,6 +234,11 @@ def test_openrouter_title_header_is_a_configured_default_like_x_title():
     _, up = plan_request(registry(), C, raw)
     assert up is not None and up.default_headers == {"x-openrouter-title": "wireshift"}
     assert "x-openrouter-title" not in up.drop_headers and "x-openrouter-title" not in up.set_headers
+    client = [("HTTP-Referer", "https://app.example"), ("X-OpenRouter-Title", "my-app")]
+    sent = upstream_headers(client, up)
+    assert [v for k, v in sent if k.lower() == "x-openrouter-title"] == ["my-app"]  # the client's value wins
+    assert ("HTTP-Referer", "https://app.example") in sent
+    assert ("x-openrouter-title", "wireshift") in upstream_headers([("HTTP-Referer", "r")], up)
 
 
 # --------------------------------------------------------------------------- usage estimate

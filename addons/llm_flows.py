@@ -552,6 +552,7 @@ class WireShift:
             include_usage=plan.include_usage,
             estimated_input_tokens=plan.estimated_input_tokens,
             client=plan.client,
+            estimate_usage=plan.estimate_usage,
         )
 
     @staticmethod
@@ -559,6 +560,7 @@ class WireShift:
         tokens = ""
         if usage is not None:
             tokens = f" in={usage.prompt_total} out={usage.output_tokens}"  # type: ignore[attr-defined]
+            tokens += " (estimated)" if getattr(usage, "estimated", False) else ""
         flow.comment = plan.summary() + tokens + (f" ERROR {err.message[:200]}" if err else "")
         if err is not None:
             flow.marked = ":warning:"

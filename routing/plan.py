@@ -25,7 +25,7 @@ import orjson
 
 from config.models import BackendKind
 from routing.backends import MESSAGES, RESPONSES, BackendSpec, Registry
-from routing.quirks import apply_request_quirks
+from routing.quirks import apply_request_quirks, forward_extra_fields, needs_usage_estimate
 from translators import FORMATS, get_format
 from translators.canonical import (
     CanonicalError,
@@ -122,6 +122,7 @@ class ExecutionPlan:
     credential: str | None = None
     include_usage: bool = True
     estimated_input_tokens: int = 0
+    estimate_usage: bool = False
     tool_names: dict[str, str] = field(default_factory=dict)
     custom_tools: list[str] = field(default_factory=list)
     namespaced_tools: dict[str, list[str]] = field(default_factory=dict)
@@ -278,6 +279,7 @@ def plan_request(
         upstream_format = candidates[0]
     plan.upstream_format = upstream_format
     plan.upstream_url = backend.endpoint(upstream_format)
+    plan.estimate_usage = needs_usage_estimate(backend, upstream_format)
     plan.upstream_stream = plan.client_stream if backend.streaming is True else backend.streaming == "only"
     if plan.upstream_stream != plan.client_stream:
         wanted, offered = ("streaming", "does not stream") if plan.client_stream else ("non-streaming", "only streams")
@@ -294,6 +296,10 @@ def plan_request(
         plan.notes += get_format(client_format).sanitize_passthrough(data)
         data["model"] = route.model
         upstream_body = data
+        if plan.estimate_usage and plan.client_stream and _asks_stream_usage(data):
+            # the backend's quirks strip stream_options: re-encode the stream (C -> C) with an estimate
+            plan.mode, plan.include_usage = "translated", True
+            plan.estimated_input_tokens = _raw_estimate(client_format, data)
     else:
         plan.mode = "translated"
         try:
@@ -347,9 +353,24 @@ def _translate_request(
         max_tokens_field=backend.max_tokens_field,
         stream_usage=backend.stream_usage,
         default_max_tokens=default_max,
+        include_extra=upstream_format == client_format,  # same format, converted transport
     )
     result: dict[str, Any] = get_format(upstream_format).encode_request(req, opts)
+    plan.notes += forward_extra_fields(backend, result, req.extensions, upstream_format)
     return result
+
+
+def _asks_stream_usage(data: dict[str, Any]) -> bool:
+    options = data.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _raw_estimate(client_format: str, data: dict[str, Any]) -> int:
+    """Input-token estimate of a same-format body (0 when it does not decode)."""
+    try:
+        return estimate_input_tokens(get_format(client_format).decode_request(data))
+    except TranslationError:
+        return 0
 
 
 def _shorten_tool_names(req: CanonicalRequest) -> dict[str, str]:

@@ -31,6 +31,7 @@ from translators.canonical import (
     StreamContext,
     ToolCall,
     Usage,
+    UsageEstimator,
     UsageEvent,
     custom_input,
     response_to_events,
@@ -78,6 +79,7 @@ class StreamTranslator:
         "_decoder",
         "_done",
         "_encoder",
+        "_estimator",
         "_namespaced",
         "_sse",
         "_tool_names",
@@ -106,6 +108,8 @@ class StreamTranslator:
         self._custom_index: int | None = None  # the open custom call whose arguments are buffered
         self._custom_args: list[str] = []
         self._done = False
+        # the encoders would add an estimate too; here it is also seen by ``usage`` (inspection)
+        self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
         self.usage: Usage | None = None
         self.stop_reason: str | None = None
         self.error: CanonicalError | None = None
@@ -167,6 +171,8 @@ class StreamTranslator:
         return out
 
     def _emit(self, events: list[Event]) -> bytes:
+        if self._estimator is not None:
+            events = self._estimator.observe(events)
         if self._tool_names or self._custom_tools or self._namespaced:
             events = self._restore(events)
         for ev in events:

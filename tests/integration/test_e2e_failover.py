@@ -154,22 +154,28 @@ def test_exhausted_route_gives_the_last_upstream_error(proxy: Proxy, emulator: E
 
 def test_nvidia_quirks_reach_the_upstream(proxy: Proxy, emulator: Emulator):
     emulator.clear()
-    list(
+    chunks = list(
         oai(proxy).chat.completions.create(
             model="nvidia:text", messages=USER, stream=True, max_completion_tokens=50,
             stream_options={"include_usage": True},
         )
     )  # fmt: skip
+    # NIM cannot be asked for stream usage, so the client gets an estimate, marked as such
+    usage = [c.usage for c in chunks if c.usage]
+    assert len(usage) == 1 and usage[0].completion_tokens > 0 and usage[0].prompt_tokens > 0
+    assert (usage[0].model_extra or {}).get("estimated") is True
     sent = emulator.requests()[-1]
     assert sent["path"] == "/v1/chat/completions" and headers(sent)["authorization"] == "Bearer nv-key"
     assert "stream_options" not in sent["body"] and "max_completion_tokens" not in sent["body"]
     assert sent["body"]["max_tokens"] == 50
 
 
-def test_openrouter_headers_come_from_config_and_the_client_wins(proxy: Proxy, emulator: Emulator):
+def test_openrouter_headers_and_fields(proxy: Proxy, emulator: Emulator):
     emulator.clear()
-    ant(proxy).messages.create(model="openrouter:text", max_tokens=64, messages=USER)
+    provider = {"order": ["moonshotai"], "allow_fallbacks": False}
+    ant(proxy).messages.create(model="openrouter:text", max_tokens=64, messages=USER, extra_body={"provider": provider})
     oai(proxy).chat.completions.create(model="openrouter:text", messages=USER, extra_headers={"X-Title": "my-agent"})
+    assert emulator.requests()[0]["body"]["provider"] == provider  # an OpenRouter field survives A -> Chat
     first, second = map(headers, emulator.requests())
     assert first["http-referer"] == "https://wireshift.test" and first["x-title"] == "wireshift-tests"
     assert second["x-title"] == "my-agent" and second["authorization"] == "Bearer or-key"

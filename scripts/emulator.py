@@ -47,7 +47,8 @@ R usage = C usage renamed, plus ``cache_write_tokens``). Scenarios:
   ``x-emulator-pace-ms`` header); the first delta is flushed at once.
 - ``fragmented``: the ``tool`` stream in 7-byte writes, CRLF line endings, ``: keep-alive`` comments.
 - ``stall-<ms>``: waits <ms> before sending anything (no headers either), then answers as ``text``.
-- ``many-<n>``: ``n`` text deltas "w0 " .. "w<n-1> " (benchmarks; a long stream of small chunks).
+- ``many-<n>``: ``n`` text deltas "w0 " .. "w<n-1> " (benchmarks; a long stream of small chunks),
+  back to back, or paced by the ``x-emulator-pace-ms`` header (like real token streams).
 
 Forced status (Go-LIP's emulator knob, for key pools): an API key (``Authorization: Bearer`` or
 ``x-api-key``) of the form ``emu-status-<code>`` or ``emu-status-<code>-<retry-after seconds>``
@@ -685,7 +686,8 @@ async def _write_stream(
             events = [*events[: third + 1], (False, fail(third + 1))]
         writes, seen = [], 0
         for is_delta, frame in events:  # slow: pause before every delta but the first
-            writes.append((pace_ms / 1000 if mode == "slow" and is_delta and seen else 0.0, frame.encode()))
+            paced = mode in ("slow", "many") and is_delta and seen
+            writes.append((pace_ms / 1000 if paced else 0.0, frame.encode()))
             seen += is_delta
     try:
         for delay, chunk in writes:
@@ -731,7 +733,8 @@ async def handle_generate(request: web.Request) -> web.StreamResponse:
         reply = SCENARIOS[STREAM_MODES.get(name, name)](ctx)
     slow_pace = number if name == "slow" else None
     header_pace = request.headers.get("x-emulator-pace-ms", "")
-    pace = int(header_pace) if header_pace.isdigit() else slow_pace if slow_pace is not None else DEFAULT_PACE_MS
+    default_pace = 0 if name == "many" else DEFAULT_PACE_MS
+    pace = int(header_pace) if header_pace.isdigit() else slow_pace if slow_pace is not None else default_pace
     resp_id = {"C": "chatcmpl-emu", "A": "msg_emu", "R": "resp_emu"}[fmt] + secrets.token_hex(10)
     if not stream:
         if name == "slow":

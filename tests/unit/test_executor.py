@@ -196,11 +196,11 @@ async def test_relay_serves_a_held_stream_once_and_ends_a_failed_one_cleanly(emu
         assert out.stream is not None
         held = relay.hold(out.status, out.headers, out.stream)
         async with aiohttp.ClientSession() as session:
-            async with session.get(held) as resp:
+            async with session.post(held, data=b"{}" * 5000) as resp:  # mitmproxy sends the upstream body
                 assert resp.status == 200 and resp.headers["content-type"].startswith("text/event-stream")
                 data = await resp.read()  # a complete body: no ClientPayloadError
             assert b"data: " in data and out.stream.error and "mid-stream" in out.stream.error
-            async with session.get(held) as again:
+            async with session.get(held) as again:  # same connection (keep-alive), token used up
                 assert again.status == 404
     finally:
         await relay.close()

@@ -116,6 +116,17 @@ def test_no_retry_once_output_started(proxy: Proxy, emulator: Emulator):
         assert len(frames) > 2 and frames[-1].startswith(last), r.text
         assert "connection" in frames[-1].lower() or "mid-stream" in frames[-1]
         assert len(emulator.requests()) == 1
+    # the SDKs surface it as an error, not as a short but clean answer
+    emulator.clear()
+    with pytest.raises(openai.APIError, match="mid-stream"):
+        for _ in oai(proxy).chat.completions.create(
+            model="emu-chat:drop|emu-anthropic:text", messages=USER, stream=True
+        ):
+            pass
+    with pytest.raises(anthropic.APIError, match="mid-stream"):
+        with ant(proxy).messages.stream(model="emu-anthropic:drop|emu-chat:text", max_tokens=64, messages=USER) as s:
+            s.until_done()
+    assert [r["path"] for r in emulator.requests()] == ["/v1/chat/completions", "/v1/messages"]
 
 
 def test_first_byte_timeout_fails_over_and_idle_timeout_ends_the_stream(proxy: Proxy, emulator: Emulator):

@@ -246,6 +246,9 @@ class Executor:
                     attempt.error = str(failure)
                     plan.error = CanonicalError.of(failure.local_status, f"backend {plan.backend!r}: {failure}")
                     last_local = plan
+                    if plan.credential and failure.local_status in (401, 403, 429):
+                        # an in-stream error before any output, e.g. a rate limit announced in the stream
+                        registry.backends[plan.backend or ""].keys.report(plan.credential, failure.local_status)
                     if plan.credential is None or failure.status == 0:
                         break  # not the key's fault: next candidate
                     tried.append(plan.credential)

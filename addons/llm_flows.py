@@ -13,6 +13,7 @@ itself (one attempt, no retry: the plain single-attempt path the benchmark compa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import zlib
@@ -22,7 +23,7 @@ from typing import Any
 
 import certifi
 import orjson
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from config.loader import DEFAULT_CONFIG_PATH, ConfigError, load_config
@@ -122,14 +123,32 @@ def _stream_callable(
     return stream
 
 
-def _relay_passthrough(client_format: str, held: UpstreamStream, ctx_: StreamContext) -> Callable[[bytes], bytes]:
-    """Stream callable for a same-format relayed stream: bytes pass unchanged; when the upstream
-    died mid-way the client format's error event is appended at the end."""
+def _event_end(data: bytes) -> int:
+    """Index just past the last complete SSE event in ``data`` (0 when there is none); events end
+    with a blank line: LF LF, CRLF CRLF or CR CR (WHATWG HTML, server-sent events §9.2.6)."""
+    lf, crlf, cr = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"), data.rfind(b"\r\r")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0, cr + 2 if cr >= 0 else 0)
 
-    def stream(chunk: bytes) -> bytes:
+
+def _relay_passthrough(
+    client_format: str, held: UpstreamStream, ctx_: StreamContext
+) -> Callable[[bytes], bytes | Iterable[bytes]]:
+    """Stream callable for a same-format relayed stream: whole SSE events pass unchanged; the
+    incomplete last event of a chunk waits for its end. When the upstream died mid-way that
+    partial event is dropped and the client format's error event ends the stream, so the client
+    never sees a broken event."""
+    pending = b""
+
+    def stream(chunk: bytes) -> bytes | Iterable[bytes]:
+        nonlocal pending
         if chunk:
-            return chunk
-        return error_frame(client_format, CanonicalError.of(502, held.error), ctx_) if held.error else b""
+            data = pending + chunk if pending else chunk
+            cut = _event_end(data)
+            pending = data[cut:]
+            return data[:cut] or []  # b"" mid-stream would end the body (mitmproxy-notes.md §3.2)
+        if held.error:
+            return error_frame(client_format, CanonicalError.of(502, held.error), ctx_)
+        return pending
 
     return stream
 
@@ -159,6 +178,7 @@ class WireShift:
         self._plans: dict[str, ExecutionPlan] = {}
         self._streams: dict[str, StreamTranslator] = {}
         self._relayed: dict[str, tuple[str, UpstreamStream]] = {}  # flow id -> (relay url, stream)
+        self._running: dict[str, set[asyncio.Task[Outcome]]] = {}  # client connection id -> executions
         self._executor: Executor | None = None
         self._relay = Relay()
 
@@ -299,11 +319,13 @@ class WireShift:
         return None
 
     async def _execute(self, flow: http.HTTPFlow, client_format: str, body: bytes, *, passthrough_ok: bool) -> None:
-        """Run the upstream attempts (``routing.executor``) and hand the outcome to mitmproxy."""
-        try:
-            assert self.registry is not None
-            req = flow.request
-            outcome = await self._executor_for().execute(
+        """Run the upstream attempts (``routing.executor``) and hand the outcome to mitmproxy.
+        The execution is a task of the client connection: ``client_disconnected`` cancels it,
+        so a client that went away stops its retries and releases the upstream."""
+        assert self.registry is not None
+        req = flow.request
+        task = asyncio.ensure_future(
+            self._executor_for().execute(
                 self.registry,
                 client_format,
                 body,
@@ -311,11 +333,33 @@ class WireShift:
                 passthrough_ok=passthrough_ok,
                 client=_known_client(req.headers),
             )
+        )
+        conn = flow.client_conn.id
+        self._running.setdefault(conn, set()).add(task)
+        outcome: Outcome | None = None
+        try:
+            outcome = await task
             if outcome.stream is not None:
                 await self._relay.start()
             self._deliver(flow, outcome)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise  # mitmproxy itself is cancelling this hook
+            flow.comment = "wireshift: the client went away before the upstream answered"
         except Exception as exc:
+            if outcome is not None and outcome.stream is not None and flow.id not in self._relayed:
+                outcome.stream.close()
             self._internal_error(flow, "request", exc, 500)
+        finally:
+            running = self._running.get(conn)
+            if running is not None:
+                running.discard(task)
+                if not running:
+                    del self._running[conn]
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        for task in self._running.pop(client.id, ()):
+            task.cancel()
 
     def _deliver(self, flow: http.HTTPFlow, outcome: Outcome) -> None:
         plan = outcome.plan
@@ -352,6 +396,7 @@ class WireShift:
         for name, value in upstream.default_headers.items():
             req.headers.setdefault(name, value)  # the client's own value wins
         req.headers.pop("content-encoding", None)
+        req.headers.pop("transfer-encoding", None)  # the new body has a Content-Length
         req.content = upstream.body
 
     @staticmethod

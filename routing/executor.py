@@ -9,9 +9,14 @@ aiohttp and returns one ``Outcome``:
   attempt and the request is sent.
 - A failure before the first output byte moves on: a connect error, no body bytes within
   ``timeouts.first_byte``, status 401/403/408/429/5xx, a stream that closes before its first
-  event, or a stream whose first event is an error (OpenRouter-style "200 then error"). The key
-  pool hears every status (401/403 retire the key, 429 cools it down). Other statuses (400, 404,
-  422 …) are the answer.
+  event, or a stream whose first event is such an error (OpenRouter-style "200 then error").
+  The key pool hears every status (401/403 retire the key, 429 cools it down). Other statuses
+  (400, 404, 422 …), also as a stream's first event, are the answer.
+- Where it moves: a key's own failure (401/403/429) goes to the backend's next usable key, but
+  after two 401/403 in one request the request itself is the likely cause, and the rest of the
+  pool is spared. A server-side failure (5xx, 408) goes to the next candidate, or on the last
+  candidate to its next key. Connect errors, timeouts and streams without any event go to the
+  next candidate: another key would meet the same server.
 - What counts as output is what the client would see: for a streaming answer the first SSE
   event, held in ``UpstreamStream.first`` and relayed with the rest of the stream; for a whole
   body, all of it. Nothing is retried after that: the relay ends a failed stream and the addon
@@ -43,6 +48,10 @@ from translators.sse import SSEDecoder
 
 #: Upstream statuses that move on to the next key, then the next candidate.
 RETRY_STATUSES = frozenset({401, 403, 408, 429})
+#: Statuses that say the key itself failed (its pool is told; the next key may succeed).
+KEY_STATUSES = frozenset({401, 403, 429})
+#: How many keys one request may see rejected with 401/403 before the request is presumed the cause.
+MAX_AUTH_FAILURES = 2
 #: Response headers not handed on: hop-by-hop and framing (aiohttp has already decoded the body).
 DROP_RESPONSE_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding", "trailer", "upgrade"}
@@ -161,6 +170,12 @@ def _response_headers(resp: aiohttp.ClientResponse) -> list[tuple[str, str]]:
     return [(k, v) for k, v in resp.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS]
 
 
+def _raise_if_retryable(error: CanonicalError | None) -> None:
+    """A stream that begins with ``error``: a retryable one is a pre-output failure."""
+    if error is not None and is_retryable(status := error.status or 502):
+        raise _PreOutputFailure(f"stream began with an error: {error.message}", status, status)
+
+
 def _stream_failed_early(upstream_format: str, data: bytes) -> tuple[bool, CanonicalError | None]:
     """Peek at the buffered start of a stream: ``(has an event, the error it starts with)``."""
     decoder = get_format(upstream_format).StreamDecoder()
@@ -225,7 +240,9 @@ class Executor:
         last_local = plan  # the last failure without one (cannot route, no key, connect error …)
         budget = registry.max_attempts
         for index, selector in enumerate(plan.candidates):
+            last_candidate = index == len(plan.candidates) - 1
             tried: list[str] = []  # key fingerprints this candidate already used
+            auth_failures = 0
             while budget > 0:
                 if index or tried:
                     plan, upstream = plan_request(
@@ -246,19 +263,23 @@ class Executor:
                     attempt.error = str(failure)
                     plan.error = CanonicalError.of(failure.local_status, f"backend {plan.backend!r}: {failure}")
                     last_local = plan
-                    if plan.credential and failure.local_status in (401, 403, 429):
-                        # an in-stream error before any output, e.g. a rate limit announced in the stream
-                        registry.backends[plan.backend or ""].keys.report(plan.credential, failure.local_status)
-                    if plan.credential is None or failure.status == 0:
-                        break  # not the key's fault: next candidate
-                    tried.append(plan.credential)
-                    continue
-                attempt.ms = (time.monotonic() - started) * 1000
-                if not is_retryable(outcome.status) or outcome.status < 400:
-                    return self._finish(outcome, attempts)
-                last_http = outcome
-                if plan.credential is None:
-                    break
+                    status = failure.local_status if failure.status else 0  # 0: no upstream status to weigh
+                    if plan.credential and status in KEY_STATUSES:
+                        # announced as the stream's first event, e.g. a rate limit
+                        registry.backends[plan.backend or ""].keys.report(plan.credential, status)
+                else:
+                    attempt.ms = (time.monotonic() - started) * 1000
+                    if outcome.status < 400 or not is_retryable(outcome.status):
+                        return self._finish(outcome, attempts)
+                    last_http, status = outcome, outcome.status
+                if plan.credential is None or not status or status == 504:
+                    break  # no other key, or a connect error or timeout another key would meet too
+                if status in KEY_STATUSES:
+                    auth_failures += status != 429
+                    if auth_failures >= MAX_AUTH_FAILURES:
+                        break  # the request, not the key, is the likely cause: spare the rest of the pool
+                elif not last_candidate:
+                    break  # a server-side failure: the next candidate first
                 tried.append(plan.credential)
         if last_http is not None:
             return self._finish(last_http, attempts)
@@ -285,8 +306,9 @@ class Executor:
         backend = registry.backends[plan.backend or ""]
         timeouts = backend.timeouts
         session = self._client()
+        deadline = asyncio.get_running_loop().time() + timeouts.first_byte  # to the first body bytes
         try:
-            async with asyncio.timeout(timeouts.first_byte):
+            async with asyncio.timeout_at(deadline):
                 resp = await session.post(
                     upstream.url,
                     data=upstream.body,
@@ -312,41 +334,40 @@ class Executor:
         is_sse = "text/event-stream" in resp.headers.get("content-type", "")
         try:
             if resp.status < 400 and is_sse and plan.client_stream:
-                first = await self._peek(resp, plan.upstream_format or "", timeouts.first_byte, plan)
+                first = await self._peek(resp, plan.upstream_format or "", deadline, timeouts.first_byte)
                 outcome.stream = UpstreamStream(resp, first, timeouts.idle)
                 return outcome
-            outcome.body = await self._read_all(resp, timeouts.first_byte, timeouts.idle)
+            outcome.body = await self._read_all(resp, deadline, timeouts.idle)
         except BaseException:
             resp.close()
             raise
         resp.release()
-        if resp.status < 400 and is_sse and not outcome.body.strip():
-            raise _PreOutputFailure("upstream stream ended before any event", resp.status)
+        if resp.status < 400 and is_sse:  # a stream folded for a non-streaming client
+            has_event, error = _stream_failed_early(plan.upstream_format or "", outcome.body)
+            if not has_event:
+                raise _PreOutputFailure("upstream stream ended before any event", resp.status)
+            _raise_if_retryable(error)
         return outcome
 
     @staticmethod
-    async def _peek(
-        resp: aiohttp.ClientResponse, upstream_format: str, first_byte: float, plan: ExecutionPlan
-    ) -> bytes:
-        """Read until the stream's first event (within ``first_byte``); raise when it is an
-        error or the stream ends or fails first."""
+    async def _peek(resp: aiohttp.ClientResponse, upstream_format: str, deadline: float, first_byte: float) -> bytes:
+        """Read until the stream's first event (by ``deadline``, loop time); raise when it is a
+        retryable error or the stream ends or fails first."""
         buffered = b""
         try:
-            async with asyncio.timeout(first_byte):
+            async with asyncio.timeout_at(deadline):
                 while len(buffered) < PEEK_LIMIT:
                     chunk = await resp.content.readany()
                     if not chunk:
                         break
                     buffered += chunk
                     has_event, error = _stream_failed_early(upstream_format, buffered)
-                    if error is not None:
-                        status = error.status or 502
-                        raise _PreOutputFailure(f"stream began with an error: {error.message}", status, status)
                     if has_event:
-                        return buffered
+                        _raise_if_retryable(error)
+                        return buffered  # a non-retryable error event is the answer, in the stream
         except TimeoutError:
             raise _PreOutputFailure(
-                f"no stream event within {first_byte:g}s (timeouts.first_byte)", resp.status
+                f"no stream event within {first_byte:g}s (timeouts.first_byte)", resp.status, 504
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _PreOutputFailure(f"stream failed before its first event: {_describe(exc)}", resp.status) from None
@@ -355,20 +376,20 @@ class Executor:
         raise _PreOutputFailure("upstream stream ended before any event", resp.status)
 
     @staticmethod
-    async def _read_all(resp: aiohttp.ClientResponse, first_byte: float, idle: float) -> bytes:
-        """The whole body; ``first_byte`` bounds the wait for the first bytes, ``idle`` each
-        later silence. A failure is pre-output: the client has seen nothing yet."""
+    async def _read_all(resp: aiohttp.ClientResponse, deadline: float, idle: float) -> bytes:
+        """The whole body; ``deadline`` (loop time) bounds the wait for the first bytes, ``idle``
+        each later silence. A failure is pre-output: the client has seen nothing yet."""
         parts: list[bytes] = []
-        limit = first_byte
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                async with asyncio.timeout(limit):
+                async with asyncio.timeout_at(deadline):
                     chunk = await resp.content.readany()
                 if not chunk:
                     return b"".join(parts)
                 parts.append(chunk)
-                limit = idle
+                deadline = loop.time() + idle
         except TimeoutError:
-            raise _PreOutputFailure(f"upstream body stalled for {limit:g}s", resp.status, 504) from None
+            raise _PreOutputFailure("upstream body stalled (timeouts.first_byte / idle)", resp.status, 504) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _PreOutputFailure(f"upstream body failed: {_describe(exc)}", resp.status) from None

@@ -70,13 +70,15 @@ class Relay:
     def __init__(self) -> None:
         self._held: dict[str, tuple[int, list[tuple[str, str]], UpstreamStream]] = {}
         self._server: asyncio.Server | None = None
+        self._starting = asyncio.Lock()
         self.port = 0
 
     async def start(self) -> None:
-        """Listen on a free 127.0.0.1 port (idempotent)."""
-        if self._server is None:
-            self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-            self.port = self._server.sockets[0].getsockname()[1]
+        """Listen on a free 127.0.0.1 port (idempotent, also for concurrent first callers)."""
+        async with self._starting:
+            if self._server is None:
+                self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+                self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         """Stop serving and release every stream still held."""

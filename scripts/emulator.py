@@ -42,7 +42,8 @@ R usage = C usage renamed, plus ``cache_write_tokens``). Scenarios:
 - ``error-midstream``: a few text deltas, then the format's in-stream error frame (R:
   ``response.failed`` with error ``server_error``); non-stream: 500.
 - ``cut``: half of the ``text`` stream, then a clean end of body with no terminal event.
-- ``drop``: half of the ``text`` stream, then the TCP connection is aborted mid-body.
+- ``drop``: half of the ``text`` stream and the first half of the next frame, then the TCP
+  connection is aborted mid-body (mid-event, as when a connection breaks).
 - ``slow`` / ``slow-<ms>``: ten deltas "tick 0 " .. "tick 9 ", paced 200 ms (or <ms>, or the
   ``x-emulator-pace-ms`` header); the first delta is flushed at once.
 - ``fragmented``: the ``tool`` stream in 7-byte writes, CRLF line endings, ``: keep-alive`` comments.
@@ -680,7 +681,12 @@ async def _write_stream(
         writes = [(0.0, data[i : i + 7]) for i in range(0, len(data), 7)]
     else:
         if mode in ("cut", "drop"):
-            events = events[: len(events) // 2]
+            half = len(events) // 2
+            if mode == "drop":  # end inside the next frame
+                partial = events[half][1]
+                events = [*events[:half], (False, partial[: len(partial) // 2])]
+            else:
+                events = events[:half]
         elif mode == "error-midstream":
             third = [i for i, (is_delta, _) in enumerate(events) if is_delta][2]
             events = [*events[: third + 1], (False, fail(third + 1))]

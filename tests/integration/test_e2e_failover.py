@@ -234,3 +234,21 @@ def test_exact_transport_policy_refuses_mismatches_in_client_format(exact_proxy:
     assert client.chat.completions.create(model="nostream:text", messages=USER).choices[0].message.content == HELLO
     chunks = list(client.chat.completions.create(model="streamonly:text", messages=USER, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == HELLO
+
+
+def test_chunked_request_body_is_relayed(proxy: Proxy):
+    """A client that sends its body chunked (no Content-Length) still gets its stream."""
+
+    def chunks():
+        yield b'{"model": "emu-chat:text", "stream": true, '
+        yield b'"messages": [{"role": "user", "content": "hi"}]}'
+
+    for path in ("/v1/chat/completions", "/v1/messages"):
+        r = httpx2.post(
+            f"{proxy.reverse_url}{path}",
+            content=chunks(),
+            headers={"content-type": "application/json", "anthropic-version": "2023-06-01"},
+            timeout=30,
+        )
+        assert r.status_code == 200 and r.request.headers.get("transfer-encoding") == "chunked"
+        assert "Hello " in r.text and r.headers["content-type"].startswith("text/event-stream")

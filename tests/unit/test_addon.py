@@ -276,3 +276,49 @@ def test_configured_headers_are_defaults_the_client_can_override(tmp_path):
     assert f.request.headers["X-Title"] == "my-app"
     assert f.request.headers["HTTP-Referer"] == "https://wireshift.example"
     assert f.request.headers["authorization"] == "Bearer k"
+
+
+async def test_client_disconnect_cancels_the_upstream_execution(tmp_path):
+    """The executor runs as a task of the client connection; a client that went away cancels it
+    (no retries, the upstream released) and the flow is left unanswered."""
+    import asyncio
+
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    class Hanging:
+        async def execute(self, *args, **kwargs):
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text(CONFIG)
+    a = WireShift()
+    with taddons.context(ConnectionStrategyOption(), a) as tctx:
+        tctx.configure(a, wireshift_config=str(cfg))
+        a._executor = Hanging()  # type: ignore[assignment]
+        f = flow("/v1/chat/completions", {"model": "chat:x", "messages": []})
+        hook = a.request(f)
+        assert hook is not None
+        task = asyncio.ensure_future(hook)
+        await asyncio.wait_for(started.wait(), 5)
+        a.client_disconnected(f.client_conn)
+        await asyncio.wait_for(task, 5)
+        assert cancelled.is_set() and f.response is None and a._running == {}
+
+
+def test_relayed_same_format_stream_never_shows_a_broken_event():
+    from addons.llm_flows import _relay_passthrough
+    from routing.executor import UpstreamStream
+    from translators.canonical import StreamContext
+
+    held = UpstreamStream(response=None, first=b"", idle=1.0)  # type: ignore[arg-type]
+    stream = _relay_passthrough("openai_chat", held, StreamContext(model="m"))
+    assert stream(b'data: {"a": 1}\n\ndata: {"b"') == b'data: {"a": 1}\n\n'
+    assert stream(b': 2}\r\n\r\ndata: {"c') == b'data: {"b": 2}\r\n\r\n'
+    held.error = "upstream connection failed mid-stream"
+    tail = stream(b"")
+    assert tail.startswith(b'data: {"error":') and b'{"c' not in tail

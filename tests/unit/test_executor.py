@@ -36,6 +36,8 @@ def registry(emu: str, **routing) -> Registry:
             "backends": [
                 {**chat, "backend_prefix": "chat", "api_keys": ["good"]},
                 {**chat, "backend_prefix": "pool", "api_keys": ["emu-status-401", "emu-status-503", "good-c"]},
+                {**chat, "backend_prefix": "down", "api_keys": ["emu-status-503", "good-d"]},
+                {**chat, "backend_prefix": "auth", "api_keys": ["emu-status-403", "emu-status-401", "good-e"]},
                 {**chat, "backend_prefix": "bare"},
                 {"kind": "custom-anthropic-compatible", "backend_prefix": "anth", "base_url": emu},
                 {**chat, "backend_prefix": "dead", "base_url": f"http://127.0.0.1:{dead_port()}/v1"},
@@ -148,7 +150,7 @@ async def test_first_byte_timeout_moves_on_and_idle_timeout_ends_a_stream(emu, e
     assert out.stream is not None and "timeouts.idle" in (out.stream.error or "")
 
 
-async def test_a_stream_that_starts_with_an_error_is_retried_and_a_drop_after_output_is_not(emu, executor):
+async def test_a_drop_after_output_is_not_retried(emu, executor):
     url, seen = emu
     out = await run(executor, registry(url), "bare:drop|chat:text", stream=True)
     assert out.plan.backend == "bare"
@@ -157,11 +159,28 @@ async def test_a_stream_that_starts_with_an_error_is_retried_and_a_drop_after_ou
     assert len(seen) == 1
 
 
-async def test_stream_beginning_with_error_event_fails_over(executor):
+GOOD_STREAM = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":"ok"},"finish_reason":null}]}\n\n'
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
+    b'"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+)
+STREAMS = {  # model -> what a 200 text/event-stream answer carries
+    "down": b': OPENROUTER PROCESSING\n\ndata: {"error": {"message": "provider down", "code": 502}}\n\n',
+    "toolong": b'data: {"error": {"message": "context too long", "code": 400}}\n\n',
+    "good": GOOD_STREAM,
+}
+
+
+@pytest.fixture
+async def sse_server() -> AsyncIterator[str]:
+    """A Chat backend whose 200 streams are canned by model (``STREAMS``)."""
+
     async def handler(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        model = (await request.json())["model"]
         resp = aiohttp.web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
-        await resp.write(b': OPENROUTER PROCESSING\n\ndata: {"error": {"message": "provider down", "code": 502}}\n\n')
+        await resp.write(STREAMS[model])
         await resp.write_eof()
         return resp
 
@@ -170,12 +189,47 @@ async def test_stream_beginning_with_error_event_fails_over(executor):
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        reg = registry(f"http://127.0.0.1:{server.port}")
-        out = await run(executor, reg, "bare:x", stream=True)
-        assert not out.answered and out.plan.error is not None and "provider down" in out.plan.error.message
-        assert out.plan.attempts[0]["status"] == 200 and "began with an error" in out.plan.attempts[0]["error"]
+        yield f"http://127.0.0.1:{server.port}"
     finally:
         await server.close()
+
+
+async def test_a_stream_beginning_with_a_retryable_error_event_fails_over(sse_server, executor):
+    out = await run(executor, registry(sse_server), "bare:down|chat:good", stream=True)
+    assert out.status == 200 and out.plan.backend == "chat" and out.stream is not None
+    assert b'"content":"ok"' in await drain(out)
+    assert (
+        out.plan.attempts[0]["status"] == 200 and "began with an error: provider down" in out.plan.attempts[0]["error"]
+    )
+    # the same for a non-streaming client (the stream is folded whole)
+    out = await run(executor, registry(sse_server), "bare:down|chat:good")
+    assert out.plan.backend == "chat" and b"[DONE]" in out.body
+
+
+async def test_a_stream_beginning_with_a_client_error_is_the_answer(sse_server, executor):
+    out = await run(executor, registry(sse_server), "chat:toolong|bare:good", stream=True)
+    assert out.plan.backend == "chat" and len(out.plan.attempts) == 1 and out.stream is not None
+    assert b"context too long" in await drain(out)
+
+
+async def test_server_failure_goes_to_the_next_candidate_before_the_next_key(emu, executor):
+    url, _ = emu
+    out = await run(executor, registry(url), "down:text|chat:text")
+    assert out.status == 200 and [(a["backend"], a["status"]) for a in out.plan.attempts] == [
+        ("down", 503), ("chat", 200)
+    ]  # fmt: skip
+    out = await run(executor, registry(url), "down:text")  # the last candidate: its next key
+    assert out.status == 200 and [a["status"] for a in out.plan.attempts] == [503, 200]
+
+
+async def test_two_auth_failures_in_one_request_spare_the_rest_of_the_pool(emu, executor):
+    url, seen = emu
+    reg = registry(url)
+    out = await run(executor, reg, "auth:text")
+    assert out.status == 401 and [a["status"] for a in out.plan.attempts] == [403, 401]
+    assert [k["state"] for k in reg.backends["auth"].keys.snapshot()] == ["invalid", "invalid", "usable"]
+    out = await run(executor, reg, "auth:text")
+    assert out.status == 200 and auth(seen)[-1] == "Bearer good-e"
 
 
 async def test_local_plans_never_call_upstream(emu, executor):

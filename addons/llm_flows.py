@@ -493,9 +493,12 @@ class WireShift:
         resp = flow.response
         if plan is None or resp is None:
             return
-        if relayed is not None and relayed[1].error:
-            flow.marked = ":warning:"
-            flow.comment = f"{plan.summary()} ERROR {relayed[1].error[:200]}"
+        if relayed is not None:
+            if plan.upstream_url:  # the exchange is over: show the real upstream, not the relay
+                flow.request.url = plan.upstream_url
+            if relayed[1].error:
+                flow.marked = ":warning:"
+                flow.comment = f"{plan.summary()} ERROR {relayed[1].error[:200]}"
         if translator is not None:
             self._annotate(flow, plan, translator.usage, translator.error)
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -241,37 +240,34 @@ async def test_local_plans_never_call_upstream(emu, executor):
     assert not seen
 
 
-async def test_relay_serves_a_held_stream_once_and_ends_a_failed_one_cleanly(emu, executor):
-    url, _ = emu
-    relay = Relay()
-    await relay.start()
-    try:
-        out = await run(executor, registry(url), "bare:drop", stream=True)
-        assert out.stream is not None
-        held = relay.hold(out.status, out.headers, out.stream)
-        async with aiohttp.ClientSession() as session:
-            async with session.post(held, data=b"{}" * 5000) as resp:  # mitmproxy sends the upstream body
-                assert resp.status == 200 and resp.headers["content-type"].startswith("text/event-stream")
-                data = await resp.read()  # a complete body: no ClientPayloadError
-            assert b"data: " in data and out.stream.error and "mid-stream" in out.stream.error
-            async with session.get(held) as again:  # same connection (keep-alive), token used up
-                assert again.status == 404
-    finally:
-        await relay.close()
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    server = Relay()
+    await server.start()
+    yield server
+    await server.close()
 
 
-async def test_relay_discard_releases_an_unfetched_stream(emu, executor):
+async def test_relay_serves_a_held_stream_once_and_ends_a_failed_one_cleanly(emu, executor, relay):
     url, _ = emu
-    relay = Relay()
-    await relay.start()
-    try:
-        out = await run(executor, registry(url), "bare:slow-50", stream=True)
-        assert out.stream is not None
-        relay.discard(relay.hold(out.status, out.headers, out.stream))
-        assert out.stream.closed
-    finally:
-        await relay.close()
-    await asyncio.sleep(0)
+    out = await run(executor, registry(url), "bare:drop", stream=True)
+    assert out.stream is not None
+    held = relay.hold(out.status, out.headers, out.stream)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(held, data=b"{}" * 5000) as resp:  # mitmproxy sends the upstream body
+            assert resp.status == 200 and resp.headers["content-type"].startswith("text/event-stream")
+            data = await resp.read()  # a complete body: no ClientPayloadError
+        assert b"data: " in data and out.stream.error and "mid-stream" in out.stream.error
+        async with session.get(held) as again:  # the token is used up
+            assert again.status == 404
+
+
+async def test_relay_discard_releases_an_unfetched_stream(emu, executor, relay):
+    url, _ = emu
+    out = await run(executor, registry(url), "bare:slow-50", stream=True)
+    assert out.stream is not None
+    relay.discard(relay.hold(out.status, out.headers, out.stream))
+    assert out.stream.closed and out.stream.response.closed  # the upstream connection is let go
 
 
 def test_route_candidates_and_retryable_statuses(tmp_path):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +104,7 @@ class UpstreamStream:
     error: str | None = None
     closed: bool = False
 
-    async def chunks(self) -> Any:
+    async def chunks(self) -> AsyncIterator[bytes]:
         """Async iterator over the body: ``first``, then each chunk as it arrives. A stall longer
         than ``idle`` or a broken connection sets ``error`` and ends the iteration (never raises
         for upstream failures)."""
@@ -136,9 +136,9 @@ class UpstreamStream:
 class Outcome:
     """What ``Executor.execute`` ends with. ``plan`` describes the candidate that answered (or
     the last one tried); ``upstream`` its request. Exactly one of: ``stream`` (a committed
-    upstream SSE stream to relay), ``status``/``headers``/``body`` (a whole upstream response:
-    success or the last error), ``plan.error`` (answer locally; also for passthrough-free local
-    plans) — or none of them for a ``passthrough`` plan."""
+    upstream SSE stream to relay, with ``status``/``headers``), ``status``/``headers``/``body``
+    (a whole upstream response: success or the last error), or ``plan.error`` (to answer
+    locally); none of them for a ``passthrough`` plan."""
 
     plan: ExecutionPlan
     upstream: UpstreamRequest | None = None

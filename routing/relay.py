@@ -23,10 +23,8 @@ import asyncio
 import secrets
 from http import HTTPStatus
 
-from routing.executor import UpstreamStream
+from routing.executor import DROP_RESPONSE_HEADERS, UpstreamStream
 
-#: Response headers the relay never copies: it frames the body itself.
-_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "content-encoding"})
 #: Bytes buffered toward mitmproxy before the relay waits for it to read.
 _HIGH_WATER = 1 << 16
 _NOT_FOUND = (
@@ -42,7 +40,7 @@ def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
     except ValueError:
         reason = "Status"
     lines = [f"HTTP/1.1 {status} {reason}"]
-    lines += [f"{k}: {v}" for k, v in headers if k.lower() not in _FRAMING]
+    lines += [f"{k}: {v}" for k, v in headers if k.lower() not in DROP_RESPONSE_HEADERS]  # it frames the body
     lines.append("transfer-encoding: chunked")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 

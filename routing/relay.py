@@ -75,7 +75,8 @@ class Relay:
         """Listen on a free 127.0.0.1 port (idempotent, also for concurrent first callers)."""
         async with self._starting:
             if self._server is None:
-                self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+                # a client's request head may be large (cookies, long tool headers): allow 1 MiB
+                self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=1 << 20)
                 self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:

@@ -49,7 +49,6 @@ from translators.canonical import (
     ToolResult,
     TranslationError,
     Usage,
-    UsageEstimator,
     UsageEvent,
     dump_arguments,
     error_type_for_status,
@@ -956,12 +955,12 @@ class StreamEncoder:
     written), a ``signature_delta`` on every thinking block (wireshift's envelope when there is
     no A signature), ``message_delta`` (stop reason consistent with the emitted tool_use blocks,
     cumulative usage) then ``message_stop``, and nothing after ``message_stop`` or ``error``.
-    With ``ctx.estimate_usage`` a stream that reported no usage gets an estimate
-    (``UsageEstimator``) in ``message_delta``, marked ``"estimated": true`` (as is
-    ``message_start``'s input estimate). Never raises.
+    An ``estimated`` usage (the pipeline's ``UsageEstimator`` under ``ctx.estimate_usage``) is
+    marked ``"estimated": true`` in ``message_delta``, as is ``message_start``'s input estimate
+    when ``ctx.estimate_usage``. Never raises.
     """
 
-    __slots__ = ("_ctx", "_started", "_done", "_next", "_blk", "_tool_used", "_usage", "_finish", "_estimator")
+    __slots__ = ("_ctx", "_started", "_done", "_next", "_blk", "_tool_used", "_usage", "_finish")
 
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
@@ -972,12 +971,9 @@ class StreamEncoder:
         self._tool_used = False
         self._usage: Usage | None = None
         self._finish: Finish | None = None
-        self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
 
     def encode(self, events: list[Event]) -> bytes:
         """Encode a batch of canonical events into A SSE frames."""
-        if self._estimator is not None:
-            events = self._estimator.observe(events)
         frames: list[bytes] = []
         for ev in events:
             if self._done:

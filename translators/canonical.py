@@ -652,14 +652,14 @@ def estimate_usage(content: list[Block], input_tokens: int) -> Usage:
 class UsageEstimator:
     """Stands in for the usage an upstream stream did not report (``StreamContext.estimate_usage``).
 
-    ``observe(events) -> events`` is called on every batch a stream encoder gets, in order; it
+    ``observe(events) -> events`` is called on every decoded batch, in order, before encoding; it
     counts the streamed output (text, refusal, reasoning, tool names and arguments; not
     signatures) and, when the stream ends cleanly (``End``) with no ``UsageEvent`` seen, returns
     the batch with an ``estimated`` ``UsageEvent`` inserted just before ``End``. Input is
     ``input_tokens`` (the request estimate), or what a ``Start`` carried; output and reasoning
     tokens are about 4 characters a token, rounded up. Once the upstream reports usage it stops
-    counting and returns every batch unchanged. An encoder holds one only when the flag is set,
-    so streams without the flag pay nothing.
+    counting and returns every batch unchanged. ``pipeline.StreamTranslator`` holds one only
+    when the flag is set, so streams without the flag pay nothing.
     """
 
     __slots__ = ("_base", "_chars", "_reasoning", "_reported")

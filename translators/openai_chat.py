@@ -50,7 +50,6 @@ from translators.canonical import (
     ToolResult,
     TranslationError,
     Usage,
-    UsageEstimator,
     UsageEvent,
     dump_arguments,
     estimate_usage,
@@ -1136,14 +1135,13 @@ class StreamEncoder:
     Reasoning streams as ``reasoning_content``; when a reasoning block closes, a
     ``delta.thinking_blocks`` chunk exposes its payload (signature, redacted data, envelope) as
     ``encode_response`` does: from the first block with a payload on, every block (held earlier
-    ones included) gets its entry, in order (§4.3 step 4). With ``ctx.estimate_usage`` a stream
-    that reported no usage gets an estimate (``UsageEstimator``) in its usage chunk, marked
-    ``"estimated": true``.
+    ones included) gets its entry, in order (§4.3 step 4). An ``estimated`` usage (the
+    pipeline's ``UsageEstimator`` under ``ctx.estimate_usage``) is marked ``"estimated": true``
+    in the usage chunk.
     """
 
     __slots__ = (
         "_ctx", "_id", "_created", "_started", "_finished", "_done", "_tools", "_usage", "_thinking", "_held", "_exposed",
-        "_estimator",
     )  # fmt: skip
 
     def __init__(self, ctx: StreamContext) -> None:
@@ -1158,12 +1156,9 @@ class StreamEncoder:
         self._thinking: tuple[int, Reasoning] | None = None  # open reasoning block, text/signature so far
         self._held: list[Reasoning] = []  # closed reasoning blocks not yet given a thinking_blocks entry
         self._exposed = False  # a block with a payload was seen: every block gets an entry
-        self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
 
     def encode(self, events: list[Event]) -> bytes:
         """Encode events in order; returns the SSE frames joined (``b""`` if none)."""
-        if self._estimator is not None:
-            events = self._estimator.observe(events)
         frames: list[bytes] = []
         for ev in events:
             if self._done:

@@ -50,7 +50,6 @@ from translators.canonical import (
     ToolResult,
     TranslationError,
     Usage,
-    UsageEstimator,
     UsageEvent,
     dump_arguments,
     estimate_usage,
@@ -1181,12 +1180,12 @@ class StreamEncoder:
     (``_FAILED_CODES``, else ``rate_limit_exceeded`` / ``invalid_request_error`` /
     ``server_error`` by status); an unfinished item is abandoned, never completed (Codex would
     run a partial call). Nothing is written after a terminal event; ``KeepAlive`` is an SSE
-    comment. With ``ctx.estimate_usage`` a stream that reported no usage gets an estimate
-    (``UsageEstimator``) in its terminal response, marked ``"estimated": true``. Never raises.
+    comment. An ``estimated`` usage (the pipeline's ``UsageEstimator`` under
+    ``ctx.estimate_usage``) is marked ``"estimated": true`` in the terminal response. Never raises.
     """
 
     __slots__ = (
-        "_ctx", "_id", "_created", "_seq", "_started", "_done", "_cur", "_output", "_usage", "_stop", "_estimator",
+        "_ctx", "_id", "_created", "_seq", "_started", "_done", "_cur", "_output", "_usage", "_stop",
     )  # fmt: skip
 
     def __init__(self, ctx: StreamContext) -> None:
@@ -1200,12 +1199,9 @@ class StreamEncoder:
         self._output: list[JSON] = []  # completed items
         self._usage: Usage | None = None
         self._stop: str | None = None
-        self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
 
     def encode(self, events: list[Event]) -> bytes:
         """Encode events in order; returns the SSE frames joined (``b""`` if none)."""
-        if self._estimator is not None:
-            events = self._estimator.observe(events)
         frames: list[bytes] = []
         for ev in events:
             if self._done:

@@ -34,6 +34,7 @@ from translators.canonical import (
     UsageEstimator,
     UsageEvent,
     custom_input,
+    estimate_usage,
     response_to_events,
 )
 from translators.sse import SSEDecoder
@@ -108,7 +109,8 @@ class StreamTranslator:
         self._custom_index: int | None = None  # the open custom call whose arguments are buffered
         self._custom_args: list[str] = []
         self._done = False
-        # the encoders would add an estimate too; here it is also seen by ``usage`` (inspection)
+        # usage the upstream did not report (``StreamContext.estimate_usage``), estimated here so
+        # ``usage`` (inspection) sees it as well as the client
         self._estimator = UsageEstimator(ctx.estimated_input_tokens) if ctx.estimate_usage else None
         self.usage: Usage | None = None
         self.stop_reason: str | None = None
@@ -283,6 +285,8 @@ def synthesize_stream(
 ) -> tuple[bytes, CanonicalResponse]:
     """A whole upstream body replayed as the client's SSE stream (delivered in one piece)."""
     resp = _decode_whole(upstream_format, body, tool_names, custom_tools, namespaced_tools)
+    if resp.usage is None and ctx.estimate_usage:
+        resp.usage = estimate_usage(resp.content, ctx.estimated_input_tokens)
     encoder = get_format(client_format).StreamEncoder(ctx)
     return encoder.encode(response_to_events(resp)), resp
 

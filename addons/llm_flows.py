@@ -29,7 +29,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from config.loader import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from routing.backends import Registry
 from routing.executor import Executor, Outcome, UpstreamStream
-from routing.plan import ExecutionPlan, UpstreamRequest, plan_request
+from routing.plan import ExecutionPlan, UpstreamRequest, plan_request, upstream_headers
 from routing.relay import Relay
 from translators import anthropic_messages
 from translators.canonical import CanonicalError, StreamContext, TranslationError, estimate_input_tokens
@@ -151,6 +151,11 @@ def _relay_passthrough(
         return pending
 
     return stream
+
+
+def _headers(fields: list[tuple[str, str]]) -> http.Headers:
+    """mitmproxy headers from (name, value) pairs, in order, repeats kept."""
+    return http.Headers([(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in fields])
 
 
 def _redact(name: str, value: str, fingerprint: str | None) -> str:
@@ -381,23 +386,24 @@ class WireShift:
             self._relayed[flow.id] = (url, outcome.stream)
             req.url = url
             return
-        headers = http.Headers([(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in outcome.headers])
+        headers = _headers(outcome.headers)
         flow.response = http.Response.make(outcome.status, outcome.body, headers)
 
     @staticmethod
     def _rewrite_request(req: http.Request, upstream: UpstreamRequest, plan: ExecutionPlan, *, redact: bool) -> None:
-        """Apply the upstream request to the flow: headers dropped, set and defaulted, body.
+        """Apply the upstream request to the flow: its headers by ``routing.plan.upstream_headers``
+        (the same rule the executor sends by; Host is kept for mitmproxy's re-targeting) and body.
         ``redact`` shows credentials as the key's fingerprint (the executor sends the real ones)."""
-        for name in upstream.drop_headers:
-            req.headers.pop(name, None)
-        for name, value in upstream.set_headers.items():
-            credential = name in ("authorization", "x-api-key")
-            req.headers[name] = _redact(name, value, plan.credential) if redact and credential else value
-        for name, value in upstream.default_headers.items():
-            req.headers.setdefault(name, value)  # the client's own value wins
-        req.headers.pop("content-encoding", None)
-        req.headers.pop("transfer-encoding", None)  # the new body has a Content-Length
-        req.content = upstream.body
+        fields = upstream_headers(req.headers.items(multi=True), upstream)
+        if redact:
+            fields = [
+                (k, _redact(k, v, plan.credential) if k in ("authorization", "x-api-key") else v) for k, v in fields
+            ]
+        host = req.headers.get("host")
+        req.headers = _headers(fields)
+        if host is not None:
+            req.headers.insert(0, "host", host)
+        req.content = upstream.body  # sets Content-Length
 
     @staticmethod
     def _annotate_plan(flow: http.HTTPFlow, plan: ExecutionPlan) -> None:
